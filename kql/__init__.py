@@ -1,0 +1,1 @@
+"""kql — a query language and compiler for Kajabi customers."""

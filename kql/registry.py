@@ -1,0 +1,173 @@
+"""The filter registry: `registry.toml` loaded once into typed, frozen records.
+
+Everything that needs to know about filters (validator, compiler, docs, the
+``kql filters`` command, the sandbox, the tests) reads it from here; nothing
+keeps a second list.
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from collections.abc import Iterator
+from importlib import resources
+from typing import Literal
+
+import attrs
+
+Form = Literal["comparison", "predicate", "flag", "enum", "text"]
+ValueType = Literal["id", "days", "money", "string", "flag"]
+Merge = Literal["none", "exclusive", "exclusive_group", "min", "max", "all"]
+Multi = Literal["comma", "repeat", "brackets"]
+
+FORMS: tuple[str, ...] = ("comparison", "predicate", "flag", "enum", "text")
+VALUE_TYPES: tuple[str, ...] = ("id", "days", "money", "string", "flag")
+MERGES: tuple[str, ...] = ("none", "exclusive", "exclusive_group", "min", "max", "all")
+MULTIS: tuple[str, ...] = ("comma", "repeat", "brackets")
+
+
+@attrs.frozen(slots=True)
+class Filter:
+    """One `filter[…]` parameter of ``GET /v1/customers`` and the KQL form that sends it."""
+
+    param: str
+    name: str
+    form: Form
+    value: ValueType
+    description: str
+    op: str | None = None
+    enum_value: str | None = None
+    id_kind: str | None = None
+    negated: bool = False
+    arity: Literal["one", "many"] = "one"
+    multi: Multi = "comma"
+    merge: Merge = "none"
+    merge_into: str | None = None
+    status: Literal["current", "deprecated"] = "current"
+    # Filled in by the registry: the parameter of the exact complement, both ways.
+    negation: str | None = None
+
+    @property
+    def api_name(self) -> str:
+        return f"filter[{self.param}]"
+
+    @property
+    def deprecated(self) -> bool:
+        return self.status == "deprecated"
+
+    def example(self, id_prefixes: dict[str, str]) -> str:
+        """A canonical KQL form that sends this parameter (used by docs and tests)."""
+        sample = {
+            "id": f"{id_prefixes[self.id_kind]}_5" if self.id_kind else "5",
+            "days": "30d",
+            "money": "100",
+            "string": '"SPRING24"' if self.name == "used_coupon" else '"smith"',
+        }
+        if self.form == "comparison":
+            text = f"{self.name} {self.op} {sample[self.value]}"
+        elif self.form == "enum":
+            text = f"{self.name} = {self.enum_value}"
+        elif self.form == "flag":
+            text = self.name
+        elif self.form == "text":
+            text = '"smith"'
+        else:
+            args = sample[self.value]
+            if self.arity == "many":
+                args = f"{args}, {args[:-1]}6"
+            text = f"{self.name}({args})"
+        return f"not {text}" if self.negated else text
+
+
+@attrs.frozen(slots=True)
+class Attribute:
+    """A customer attribute the API returns: sortable, selectable, locally comparable."""
+
+    name: str
+    type: Literal["string", "object", "money", "integer", "datetime"]
+    sortable: bool = False
+
+
+@attrs.frozen(slots=True)
+class Registry:
+    filters: tuple[Filter, ...]
+    attributes: dict[str, Attribute]
+    # id kind (e.g. "broadcast") -> typed-id prefix (e.g. "bc")
+    id_prefixes: dict[str, str]
+
+    def __iter__(self) -> Iterator[Filter]:
+        return iter(self.filters)
+
+    def __len__(self) -> int:
+        return len(self.filters)
+
+    @functools.cached_property
+    def by_param(self) -> dict[str, Filter]:
+        return {f.param: f for f in self.filters}
+
+    @functools.cached_property
+    def by_name(self) -> dict[str, tuple[Filter, ...]]:
+        grouped: dict[str, list[Filter]] = {}
+        for f in self.filters:
+            grouped.setdefault(f.name, []).append(f)
+        return {name: tuple(fs) for name, fs in grouped.items()}
+
+    @functools.cached_property
+    def kinds_by_prefix(self) -> dict[str, str]:
+        return {prefix: kind for kind, prefix in self.id_prefixes.items()}
+
+    @property
+    def sort_keys(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.attributes.values() if a.sortable)
+
+    @property
+    def select_fields(self) -> tuple[str, ...]:
+        return tuple(self.attributes)
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.by_name)
+
+
+def _check(entry: dict[str, object]) -> None:
+    """Fail loudly on a malformed entry: the registry is hand-edited data."""
+    param = entry.get("param", "?")
+    for key, allowed in (("form", FORMS), ("value", VALUE_TYPES), ("merge", MERGES), ("multi", MULTIS)):
+        if key in entry and entry[key] not in allowed:
+            raise ValueError(f"registry: filter[{param}] has {key}={entry[key]!r}, expected one of {allowed}")
+
+
+def _with_negations(filters: list[Filter]) -> tuple[Filter, ...]:
+    """Link each single-argument parameter with its exact complement, both ways."""
+    key = {f.param: (f.name, f.form, f.op, f.enum_value, f.arity) for f in filters}
+    positive = {key[f.param]: f.param for f in filters if not f.negated}
+    negative = {key[f.param]: f.param for f in filters if f.negated}
+    linked = []
+    for f in filters:
+        other = (positive if f.negated else negative).get(key[f.param])
+        linked.append(attrs.evolve(f, negation=other))
+    return tuple(linked)
+
+
+def load_registry(text: str) -> Registry:
+    data = tomllib.loads(text)
+    entries = data["filter"]
+    for entry in entries:
+        _check(entry)
+    filters = [Filter(**entry) for entry in entries]
+    params = [f.param for f in filters]
+    if len(set(params)) != len(params):
+        raise ValueError("registry: a parameter is listed twice")
+    attributes = {name: Attribute(name=name, **spec) for name, spec in data["attributes"].items()}
+    return Registry(filters=_with_negations(filters), attributes=attributes, id_prefixes=dict(data["id_kinds"]))
+
+
+@functools.cache
+def registry() -> Registry:
+    """The registry shipped with kql, parsed once per process."""
+    text = resources.files("kql").joinpath("registry.toml").read_text(encoding="utf-8")
+    return load_registry(text)
+
+
+def filters() -> Registry:
+    """Public entry point (`kql.filters()`): the registry, iterable over its filters."""
+    return registry()
