@@ -1,1 +1,77 @@
-"""kql — a query language and compiler for Kajabi customers."""
+"""kql — a query language and compiler for Kajabi customers.
+
+    >>> import kql
+    >>> kql.compile("site = 123 and opened(bc_9)").query_string
+    'filter[site_id]=123&filter[opened_email_broadcast_id]=9'
+
+Imports are lazy: ``import kql`` and ``kql.compile`` never load httpx.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from kql.errors import KQLError, KQLErrors, Span
+
+if TYPE_CHECKING:
+    from kql.ast import Query
+    from kql.compiler import Compiled
+    from kql.registry import Registry
+
+__all__ = [
+    "Compiled",
+    "KQLError",
+    "KQLErrors",
+    "Query",
+    "Span",
+    "compile",
+    "filters",
+    "format",
+    "parse",
+]
+
+__version__ = "0.1.0"
+
+
+def parse(text: str) -> Query:
+    """Parse KQL text into its syntax tree (nodes carry source spans)."""
+    from kql.parser import parse as _parse
+
+    return _parse(text)
+
+
+def compile(text_or_query: str | Query) -> Compiled:
+    """Compile KQL into exactly one ``GET /v1/customers`` request, or raise KQLError."""
+    from kql.compiler import compile_query
+
+    return compile_query(text_or_query)
+
+
+def format(query: str | Query) -> str:
+    """The canonical text of a query: ``parse(format(q)) == q``."""
+    from kql.format import format_query
+
+    return format_query(parse(query) if isinstance(query, str) else query)
+
+
+def filters() -> Registry:
+    """The filter registry: iterate it for every filter the API has."""
+    from kql.registry import registry
+
+    return registry()
+
+
+# Names served from other modules on first use, so that importing kql stays cheap.
+_LAZY = {
+    "Compiled": "kql.compiler",
+    "Query": "kql.ast",
+    "Filter": "kql.registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kql' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

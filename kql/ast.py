@@ -1,0 +1,240 @@
+"""The KQL syntax tree: frozen, slotted attrs classes.
+
+Equality is structural: spans are carried for error messages but are not part of
+a node's identity, so ``parse(format(q)) == q`` holds although offsets move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TypeAlias
+
+import attrs
+
+from kql.errors import Span
+
+
+def _span() -> Span | None:
+    return attrs.field(default=None, eq=False, repr=False, kw_only=True)  # type: ignore[no-any-return]
+
+
+# ---- values ---------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Int:
+    value: int
+    span: Span | None = _span()
+
+
+@attrs.frozen(slots=True)
+class Decimal:
+    """A number with a fractional part, kept as written (``99.50`` stays ``99.50``)."""
+
+    text: str
+    span: Span | None = _span()
+
+
+@attrs.frozen(slots=True)
+class Duration:
+    """``30d``, ``2w``: an amount and the unit as written (the validator checks it)."""
+
+    amount: int
+    unit: str
+    span: Span | None = _span()
+
+
+@attrs.frozen(slots=True)
+class Str:
+    value: str
+    span: Span | None = _span()
+
+
+@attrs.frozen(slots=True)
+class TypedId:
+    """``bc_9``: an id with its kind's prefix; sends the number."""
+
+    prefix: str
+    number: int
+    span: Span | None = _span()
+
+
+@attrs.frozen(slots=True)
+class Ident:
+    """A bare word in value position: an enum value such as ``healthy``."""
+
+    name: str
+    span: Span | None = _span()
+
+
+@attrs.frozen(slots=True)
+class Date:
+    """An absolute date or instant, ``2024-01-31`` or ``2024-01-31T10:00:00Z``, as written."""
+
+    text: str
+    span: Span | None = _span()
+
+
+@attrs.frozen(slots=True)
+class Null:
+    span: Span | None = _span()
+
+
+@attrs.frozen(slots=True)
+class ValueList:
+    """``(a, b, c)`` after ``in``."""
+
+    items: tuple[Scalar, ...]
+    span: Span | None = _span()
+
+
+Scalar: TypeAlias = Int | Decimal | Duration | Str | TypedId | Ident | Date | Null
+Value: TypeAlias = Scalar | ValueList
+
+
+# ---- filter expressions ---------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Name:
+    """An identifier with its position: filter, field or sort key."""
+
+    text: str
+    span: Span | None = _span()
+
+
+@attrs.frozen(slots=True)
+class Comparison:
+    """``field op value``; op is one of ``= != > < >= <= ~ in ends_with starts_with is is_not``."""
+
+    field: Name
+    op: str
+    value: Value
+    span: Span | None = _span()
+
+
+@attrs.frozen(slots=True)
+class Call:
+    """``name(arg, …)``: a predicate."""
+
+    name: Name
+    args: tuple[Scalar, ...]
+    span: Span | None = _span()
+
+
+@attrs.frozen(slots=True)
+class Flag:
+    """A bare name: ``subscribed``."""
+
+    name: Name
+    span: Span | None = _span()
+
+
+@attrs.frozen(slots=True)
+class Text:
+    """A bare string: the API's fuzzy name/email search."""
+
+    value: Str
+    span: Span | None = _span()
+
+
+@attrs.frozen(slots=True)
+class SegmentRef:
+    """``@name``: a saved segment."""
+
+    name: str
+    span: Span | None = _span()
+
+
+@attrs.frozen(slots=True)
+class Not:
+    item: Expr
+    span: Span | None = _span()
+
+
+@attrs.frozen(slots=True)
+class And:
+    items: tuple[Expr, ...]
+    span: Span | None = _span()
+
+
+@attrs.frozen(slots=True)
+class Or:
+    items: tuple[Expr, ...]
+    span: Span | None = _span()
+
+
+Atom: TypeAlias = Comparison | Call | Flag | Text | SegmentRef
+Expr: TypeAlias = Atom | Not | And | Or
+
+
+# ---- clauses and the query ------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Sort:
+    field: Name
+    descending: bool = False
+    span: Span | None = _span()
+
+    @property
+    def param(self) -> str:
+        return ("-" if self.descending else "") + self.field.text
+
+
+@attrs.frozen(slots=True)
+class Select:
+    fields: tuple[Name, ...]
+    span: Span | None = _span()
+
+
+@attrs.frozen(slots=True)
+class Limit:
+    count: Int
+    span: Span | None = _span()
+
+
+@attrs.frozen(slots=True)
+class Page:
+    number: Int
+    size: Int | None = None
+    span: Span | None = _span()
+
+
+Clause: TypeAlias = Sort | Select | Limit | Page
+
+
+@attrs.frozen(slots=True)
+class Query:
+    filter: Expr | None = None
+    sort: Sort | None = None
+    select: Select | None = None
+    limit: Limit | None = None
+    page: Page | None = None
+    span: Span | None = _span()
+
+
+def walk(expr: Expr) -> Iterator[Expr]:
+    """Every expression node under ``expr`` (itself included), without recursion."""
+    stack: list[Expr] = [expr]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, And | Or):
+            stack.extend(reversed(node.items))
+        elif isinstance(node, Not):
+            stack.append(node.item)
+
+
+def depth(expr: Expr) -> int:
+    """Nesting depth of ``expr`` (an atom is 1), computed without recursion."""
+    deepest = 0
+    stack: list[tuple[Expr, int]] = [(expr, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(node, And | Or):
+            stack.extend((item, level + 1) for item in node.items)
+        elif isinstance(node, Not):
+            stack.append((node.item, level + 1))
+    return deepest

@@ -1,0 +1,174 @@
+"""The ``kql`` command: a thin shell over the library.
+
+Exit codes: 0 ok, 2 invalid query or usage, 3 the API refused, 4 network or
+server failure. Data goes to stdout, errors and warnings to stderr. Commands that
+talk HTTP live in their own modules and are imported only when used, so
+``kql compile`` never loads httpx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+from kql.errors import KQLError
+
+# Subcommands implemented elsewhere: name -> "module:function(argv) -> int".
+_DELEGATED = {
+    "run": "kql.run_cli:main",
+    "sandbox": "kql.sandbox.cli:main",
+}
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kql",
+        description="Query Kajabi customers with KQL.",
+        epilog="Run 'kql COMMAND --help' for a command's options. Docs: docs/cli.md",
+    )
+    parser.add_argument("--version", action="version", version=f"kql {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    expr_help = "the KQL query ('-' or nothing reads it from stdin)"
+
+    compile_ = commands.add_parser("compile", help="print the one API request a query makes")
+    compile_.add_argument("expr", nargs="?", default="-", help=expr_help)
+    shape = compile_.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help='print {"params": [[name, value], …], "query": "…"}')
+    shape.add_argument("--url", action="store_true", help="print the full request URL")
+    compile_.add_argument("--base-url", default="https://api.kajabi.com", help="API origin for --url")
+
+    check = commands.add_parser("check", help="validate a query (exit 0 when valid)")
+    check.add_argument("expr", nargs="?", default="-", help=expr_help)
+    check.add_argument("--json", action="store_true", help="print the problems as JSON")
+
+    fmt = commands.add_parser("fmt", help="print a query in canonical form")
+    fmt.add_argument("expr", nargs="?", default="-", help=expr_help)
+
+    filters = commands.add_parser("filters", help="list every filter kql knows")
+    filters.add_argument("--json", action="store_true", help="machine-readable output")
+
+    commands.add_parser("run", help="run a query against the API or the sandbox (kql run --help)", add_help=False)
+    commands.add_parser("sandbox", help="serve the local sandbox API (kql sandbox --help)", add_help=False)
+    return parser
+
+
+def _version() -> str:
+    from kql import __version__
+
+    return __version__
+
+
+def _read_expr(expr: str) -> str:
+    if expr != "-":
+        return expr
+    if sys.stdin is None or sys.stdin.isatty():
+        raise SystemExit("kql: give a query as an argument, or pipe one on stdin")
+    return sys.stdin.read()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in _DELEGATED:
+        module, function = _DELEGATED[args_list[0]].split(":")
+        handler = getattr(importlib.import_module(module), function)
+        return int(handler(args_list[1:]))
+    parser = _parser()
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        if args.command == "filters":
+            return _filters(args.json)
+        text = _read_expr(args.expr)
+        if args.command == "compile":
+            return _compile(text, args)
+        if args.command == "check":
+            return _check(text, args.json)
+        return _fmt(text)
+    except KQLError as error:
+        print(error.render(), file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # `kql filters | head`
+        sys.stderr.close()
+        return EXIT_OK
+
+
+def _print_warnings(warnings: Sequence[KQLError]) -> None:
+    for warning in warnings:
+        print(warning.render(), file=sys.stderr)
+
+
+def _compile(text: str, args: argparse.Namespace) -> int:
+    from kql.compiler import compile_query
+
+    compiled = compile_query(text)
+    _print_warnings(compiled.warnings)
+    if args.json:
+        payload = {
+            "params": [list(p) for p in compiled.params],
+            "query": compiled.query_string,
+            "matches_nothing": compiled.matches_nothing,
+            "limit": compiled.limit,
+            "warnings": [w.to_dict() for w in compiled.warnings],
+        }
+        print(json.dumps(payload, ensure_ascii=False))
+        return EXIT_OK
+    if compiled.matches_nothing:
+        print("note: these filters contradict each other; no customer matches, no request is needed", file=sys.stderr)
+        return EXIT_OK
+    print(compiled.url(args.base_url) if args.url else compiled.query_string)
+    return EXIT_OK
+
+
+def _check(text: str, as_json: bool) -> int:
+    from kql.parser import parse
+    from kql.validate import validate
+
+    try:
+        checked = validate(parse(text), text)
+    except KQLError as error:
+        if not as_json:
+            raise
+        print(json.dumps({"valid": False, "errors": [e.to_dict() for e in error.errors]}))
+        return EXIT_USAGE
+    if as_json:
+        print(json.dumps({"valid": True, "warnings": [w.to_dict() for w in checked.warnings]}))
+    else:
+        _print_warnings(checked.warnings)
+        print("ok")
+    return EXIT_OK
+
+
+def _fmt(text: str) -> int:
+    from kql.format import format_query
+    from kql.parser import parse
+
+    print(format_query(parse(text)))
+    return EXIT_OK
+
+
+def _filters(as_json: bool) -> int:
+    from kql.registry import registry
+
+    reg = registry()
+    if as_json:
+        import attrs
+
+        print(json.dumps([attrs.asdict(f) | {"example": f.example(reg.id_prefixes)} for f in reg], indent=2))
+        return EXIT_OK
+    rows = [(f.example(reg.id_prefixes), f.api_name, f.description) for f in reg]
+    width = max(len(r[0]) for r in rows)
+    pwidth = max(len(r[1]) for r in rows)
+    for form, param, description in rows:
+        print(f"{form:<{width}}  {param:<{pwidth}}  {description}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

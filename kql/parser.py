@@ -1,0 +1,367 @@
+"""Text → AST. Builds the Lark LALR parser once and turns its errors into KQLErrors.
+
+The tree is built during the parse (the transformer is handed to Lark), so no
+intermediate parse tree exists and nothing recurses over the input: a deeply
+nested or huge query costs a loop, never a RecursionError.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+from kql import ast
+from kql.errors import KQLError, Span
+
+MAX_QUERY_LENGTH = 10_000
+MAX_DEPTH = 64
+# Longer digit strings are not ids, counts or days; Python's int() also refuses huge ones.
+MAX_DIGITS = 19
+
+_TYPED_ID = re.compile(r"([A-Za-z]+)_(\d+)\Z")
+_ESCAPES = {'"': '"', "'": "'", "\\": "\\", "n": "\n", "t": "\t", "/": "/"}
+
+# How Lark's terminal names read in an error message.
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "STRING": "a string",
+    "INT": "a number",
+    "DECIMAL": "a decimal number",
+    "DURATION": "a duration such as 30d",
+    "DATE": "a date",
+    "SEGMENT": "a segment such as @vip",
+    "$END": "the end of the query",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "MINUS": "'-'",
+    "AND": "'and'",
+    "OR": "'or'",
+    "NOT": "'not'",
+    "COMMA": "','",
+}
+
+
+def _grammar_path() -> Path:
+    here = Path(__file__).resolve().parent
+    shipped = here / "grammar" / "kql.lark"  # inside an installed wheel
+    return shipped if shipped.is_file() else here.parent / "grammar" / "kql.lark"
+
+
+def _span(token: Any) -> Span:
+    return Span(token.start_pos, token.end_pos)
+
+
+def _spanned(first: Any, last: Any) -> Span:
+    return Span(_span_of(first).start, _span_of(last).end)
+
+
+def _span_of(item: Any) -> Span:
+    span = getattr(item, "span", None)
+    if isinstance(span, Span):
+        return span
+    return _span(item)
+
+
+def _int(token: Any, text: str | None = None) -> int:
+    digits = (text if text is not None else str(token)).lstrip("-")
+    if len(digits.lstrip("0")) > MAX_DIGITS:
+        raise KQLError("E208", f"number '{token}' is too large", _span(token), f"use at most {MAX_DIGITS} digits")
+    return int(text if text is not None else str(token))
+
+
+def decode_string(token: Any) -> str:
+    """Decode a quoted STRING token: both quote styles, escapes ``\\" \\' \\\\ \\n \\t \\uXXXX``."""
+    raw = str(token)[1:-1]
+    if "\\" not in raw:
+        return raw
+    out: list[str] = []
+    i = 0
+    base = token.start_pos + 1
+    while i < len(raw):
+        ch = raw[i]
+        if ch != "\\":
+            out.append(ch)
+            i += 1
+            continue
+        nxt = raw[i + 1]
+        if nxt in _ESCAPES:
+            out.append(_ESCAPES[nxt])
+            i += 2
+            continue
+        if nxt == "u":
+            code, width = _unicode_escape(raw, i, base)
+            out.append(chr(code))
+            i += width
+            continue
+        raise KQLError(
+            "E005",
+            f"unknown escape '\\{nxt}' in string",
+            Span(base + i, base + i + 2),
+            "escapes are \\\" \\' \\\\ \\n \\t and \\uXXXX; write \\\\ for a backslash",
+        )
+    return "".join(out)
+
+
+def _unicode_escape(raw: str, i: int, base: int) -> tuple[int, int]:
+    """Code point and length of the ``\\uXXXX`` escape at ``raw[i]`` (joining surrogate pairs)."""
+    hexdigits = raw[i + 2 : i + 6]
+    bad = KQLError(
+        "E005",
+        "invalid \\u escape in string",
+        Span(base + i, base + min(len(raw), i + 6)),
+        "write \\u followed by four hex digits, e.g. \\u00e9; a character outside the BMP is a "
+        "surrogate pair such as \\ud83d\\ude00, or simply the character itself",
+    )
+    if not re.fullmatch(r"[0-9A-Fa-f]{4}", hexdigits):
+        raise bad
+    code = int(hexdigits, 16)
+    if 0xD800 <= code <= 0xDBFF:
+        low = raw[i + 6 : i + 12]
+        if re.fullmatch(r"\\u[dD][c-fC-F][0-9A-Fa-f]{2}", low):
+            return 0x10000 + ((code - 0xD800) << 10) + (int(low[2:], 16) - 0xDC00), 12
+        raise bad
+    if 0xDC00 <= code <= 0xDFFF:
+        raise bad
+    return code, 6
+
+
+def _value(token: Any) -> ast.Scalar:
+    """A value token as an AST value."""
+    kind = token.type
+    span = _span(token)
+    text = str(token)
+    if kind == "INT":
+        return ast.Int(_int(token), span=span)
+    if kind == "DECIMAL":
+        return ast.Decimal(text, span=span)
+    if kind == "DURATION":
+        match = re.match(r"-?\d+", text)
+        assert match is not None
+        return ast.Duration(_int(token, match.group()), text[match.end() :], span=span)
+    if kind == "DATE":
+        return ast.Date(text, span=span)
+    if kind == "STRING":
+        return ast.Str(decode_string(token), span=span)
+    if kind == "NULL":
+        return ast.Null(span=span)
+    typed = _TYPED_ID.match(text)
+    if typed:
+        return ast.TypedId(typed.group(1), _int(token, typed.group(2)), span=span)
+    return ast.Ident(text, span=span)
+
+
+def _name(token: Any) -> ast.Name:
+    return ast.Name(str(token), span=_span(token))
+
+
+def _is_token(item: Any) -> bool:
+    return hasattr(item, "type") and hasattr(item, "start_pos")
+
+
+class _Builder:
+    """Lark callbacks, one per grammar rule alias, each building one AST node."""
+
+    def start(self, children: list[Any]) -> ast.Query:
+        expr = None
+        clauses: dict[str, Any] = {}
+        for child in children:
+            if isinstance(child, ast.Sort | ast.Select | ast.Limit | ast.Page):
+                key = type(child).__name__.lower()
+                if key in clauses:
+                    raise KQLError(
+                        "E008",
+                        f"'{key}' clause given twice",
+                        child.span,
+                        f"keep one '{key}' clause",
+                    )
+                clauses[key] = child
+            elif child is not None:
+                expr = child
+        return ast.Query(filter=expr, **clauses)
+
+    def or_expr(self, children: list[Any]) -> ast.Or:
+        items = tuple(c for c in children if not _is_token(c))
+        return ast.Or(items, span=_spanned(items[0], items[-1]))
+
+    def and_expr(self, children: list[Any]) -> ast.And:
+        items = tuple(c for c in children if not _is_token(c))
+        return ast.And(items, span=_spanned(items[0], items[-1]))
+
+    def not_(self, children: list[Any]) -> ast.Not:
+        keyword, item = children
+        return ast.Not(item, span=_spanned(keyword, item))
+
+    def group(self, children: list[Any]) -> Any:
+        return children[1]
+
+    def op(self, children: list[Any]) -> Any:
+        return children[0]
+
+    def comparison(self, children: list[Any]) -> ast.Comparison:
+        name, op, value = children
+        operator = "=" if str(op) == "==" else str(op).lower()
+        return ast.Comparison(_name(name), operator, _value(value), span=_spanned(name, value))
+
+    def value_list(self, children: list[Any]) -> list[ast.Scalar]:
+        return [_value(c) for c in children]
+
+    def in_list(self, children: list[Any]) -> ast.Comparison:
+        name, _in, lpar, values, rpar = children
+        listed = ast.ValueList(tuple(values), span=_spanned(lpar, rpar))
+        return ast.Comparison(_name(name), "in", listed, span=_spanned(name, rpar))
+
+    def is_null(self, children: list[Any]) -> ast.Comparison:
+        name, _is, null = children
+        return ast.Comparison(_name(name), "is", ast.Null(span=_span(null)), span=_spanned(name, null))
+
+    def is_not_null(self, children: list[Any]) -> ast.Comparison:
+        name, _is, _not, null = children
+        return ast.Comparison(_name(name), "is_not", ast.Null(span=_span(null)), span=_spanned(name, null))
+
+    def call(self, children: list[Any]) -> ast.Call:
+        name, _lpar, values, rpar = children
+        return ast.Call(_name(name), tuple(values or ()), span=_spanned(name, rpar))
+
+    def flag(self, children: list[Any]) -> ast.Flag:
+        (name,) = children
+        return ast.Flag(_name(name), span=_span(name))
+
+    def text(self, children: list[Any]) -> ast.Text:
+        (token,) = children
+        return ast.Text(ast.Str(decode_string(token), span=_span(token)), span=_span(token))
+
+    def segment(self, children: list[Any]) -> ast.SegmentRef:
+        (token,) = children
+        return ast.SegmentRef(str(token)[1:], span=_span(token))
+
+    def sort(self, children: list[Any]) -> ast.Sort:
+        descending = len(children) == 3
+        return ast.Sort(_name(children[-1]), descending, span=_spanned(children[0], children[-1]))
+
+    def select(self, children: list[Any]) -> ast.Select:
+        names = tuple(_name(c) for c in children[1:])
+        return ast.Select(names, span=_spanned(children[0], children[-1]))
+
+    def limit(self, children: list[Any]) -> ast.Limit:
+        keyword, count = children
+        return ast.Limit(ast.Int(_int(count), span=_span(count)), span=_spanned(keyword, count))
+
+    def page(self, children: list[Any]) -> ast.Page:
+        number = ast.Int(_int(children[1]), span=_span(children[1]))
+        size = ast.Int(_int(children[3]), span=_span(children[3])) if len(children) == 4 else None
+        return ast.Page(number, size, span=_spanned(children[0], children[-1]))
+
+
+@functools.cache
+def _lark() -> Any:
+    """The parser, built once per process (and its tables cached on disk by Lark)."""
+    from lark import Lark
+
+    return Lark(
+        _grammar_path().read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="contextual",
+        transformer=_Builder(),
+        maybe_placeholders=True,
+        cache=True,
+    )
+
+
+def parse(text: str) -> ast.Query:
+    """Parse KQL text into a Query. Raises KQLError with a span on any problem."""
+    if not isinstance(text, str):
+        raise TypeError(f"kql.parse() takes a string, not {type(text).__name__}")
+    try:
+        if len(text) > MAX_QUERY_LENGTH:
+            raise KQLError(
+                "E006",
+                f"query is {len(text):,} characters long; the limit is {MAX_QUERY_LENGTH:,}",
+                Span(MAX_QUERY_LENGTH, len(text)),
+                "split it into saved segments, or simplify it",
+            )
+        query = _parse_lark(text)
+        if query.filter is not None and ast.depth(query.filter) > MAX_DEPTH:
+            raise KQLError(
+                "E007",
+                f"expression is nested more than {MAX_DEPTH} levels deep",
+                query.filter.span,
+                "flatten it: 'a and (b and c)' is 'a and b and c'",
+            )
+    except KQLError as error:
+        raise error.with_source(text) from None
+    return query
+
+
+def _parse_lark(text: str) -> ast.Query:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+
+    parser = _lark()
+    try:
+        result: ast.Query = parser.parse(text)
+    except UnexpectedCharacters as exc:
+        raise _unexpected_character(text, exc) from None
+    except UnexpectedToken as exc:
+        raise _unexpected_token(text, exc) from None
+    except UnexpectedInput as exc:  # UnexpectedEOF
+        raise _unexpected_end(text, getattr(exc, "expected", ())) from None
+    return result
+
+
+def _expected(names: Any) -> str | None:
+    words = sorted({_TERMINAL_WORDS.get(n, _terminal_text(n)) for n in names})
+    if not words:
+        return None
+    if len(words) > 6:
+        words = [*words[:6], "…"]
+    return "expected " + ", ".join(words)
+
+
+def _terminal_text(name: str) -> str:
+    try:
+        pattern = _lark().get_terminal(name).pattern
+    except KeyError:
+        return name.lower()
+    return f"'{pattern.value}'" if pattern.type == "str" else name.lower()
+
+
+def _unexpected_character(text: str, exc: Any) -> KQLError:
+    pos = exc.pos_in_stream
+    char = text[pos]
+    if char in "\"'":
+        line_end = text.find("\n", pos)
+        return KQLError(
+            "E004",
+            "unterminated string",
+            Span(pos, len(text) if line_end == -1 else line_end),
+            f"close it with {char}; write a newline inside a string as \\n",
+        )
+    return KQLError(
+        "E001",
+        f"unexpected character {char!r}",
+        Span(pos, pos + 1),
+        _expected(exc.allowed or ()),
+    )
+
+
+def _unexpected_token(text: str, exc: Any) -> KQLError:
+    token = exc.token
+    if token.type == "$END":
+        return _unexpected_end(text, exc.expected)
+    hint = _expected(exc.expected)
+    if token.type == "NAME" and {"AND", "OR"} & set(exc.expected):
+        hint = "join conditions with 'and' or 'or'"
+    return KQLError("E002", f"unexpected {_describe(token)}", _span(token), hint)
+
+
+def _unexpected_end(text: str, expected: Any) -> KQLError:
+    end = len(text.rstrip())
+    return KQLError("E003", "the query ends too early", Span(end, end + 1), _expected(expected or ()))
+
+
+def _describe(token: Any) -> str:
+    value = str(token)
+    if token.type == "STRING":
+        return "string"
+    return f"'{value}'" if len(value) <= 40 else f"'{value[:37]}...'"
