@@ -50,7 +50,7 @@ def compile(text_or_query: str | Query) -> Compiled:
 
 def format(query: str | Query) -> str:
     """The canonical text of a query: ``parse(format(q)) == q``."""
-    from kql.format import format_query
+    from kql.formatter import format_query
 
     return format_query(parse(query) if isinstance(query, str) else query)
 

@@ -146,7 +146,7 @@ def _check(text: str, as_json: bool) -> int:
 
 
 def _fmt(text: str) -> int:
-    from kql.format import format_query
+    from kql.formatter import format_query
     from kql.parser import parse
 
     print(format_query(parse(text)))

@@ -67,7 +67,8 @@ def compile_query(text_or_query: str | ast.Query, reg: Registry | None = None) -
     sends, errors = _conjuncts(checked.filter, reg)
     raise_all(errors, source)
     merged, nothing, errors = _merge(sends, reg)
-    raise_all(errors, source)
+    if not nothing:  # a contradiction needs no request, so nothing else can stand in its way
+        raise_all(errors, source)
 
     params: list[Param] = []
     if not nothing:
@@ -334,7 +335,7 @@ def _contradicts(sends: list[_Send], reg: Registry) -> bool:
 
 
 def _short_node(node: ast.Expr) -> str:
-    from kql.format import format_expr
+    from kql.formatter import format_expr
 
     text = format_expr(node)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -27,6 +27,7 @@ _ATTRIBUTE_OPS = {
     "object": {"is", "is_not"},
 }
 _DURATION_UNITS = {"d": 1, "w": 7}
+_EXAMPLES = {"limit": "limit 100", "page number": "page 1 size 25", "page size": "page 1 size 25"}
 
 
 @attrs.frozen(slots=True)
@@ -267,8 +268,10 @@ class _Checker:
                 item,
                 hint or "expected one of: " + ", ".join(choices),
             )
-        value = picked[0] if len(picked) == 1 and node.op == "=" else None
-        return Cond(name, "enum", None if node.op == "=" else node.op, value, tuple(p for p in picked if p), node)
+        if node.op == "=" and len(picked) == 1:
+            # One enum value selects its own flag-like parameter, which sends `true`.
+            return Cond(name, "enum", None, picked[0], ("true",), node)
+        return Cond(name, "enum", node.op, None, tuple(picked), node)
 
     def local(self, attribute: Attribute, node: ast.Comparison) -> Local:
         allowed = _ATTRIBUTE_OPS[attribute.type]
@@ -329,7 +332,7 @@ class _Checker:
                 self.fail("E206", "empty text", value, f"give some text, e.g. {entry.example(self.reg.id_prefixes)}")
             return value.value
         if isinstance(value, ast.Ident | ast.TypedId | ast.Int | ast.Decimal):
-            from kql.format import format_value, quote
+            from kql.formatter import format_value, quote
 
             self.fail(
                 "E206", f"expected a quoted string, not {_shown(value)}", value, f"write {quote(format_value(value))}"
@@ -442,7 +445,7 @@ class _Checker:
 
     def positive(self, number: ast.Int, what: str) -> int:
         if number.value <= 0:
-            self.fail("E208", f"{what} must be at least 1; got {number.value}", number)
+            self.fail("E208", f"{what} must be at least 1; got {number.value}", number, f"e.g. {_EXAMPLES[what]}")
         return number.value
 
 
@@ -457,7 +460,7 @@ def _derivable_ops(comparisons: tuple[Filter, ...]) -> set[str]:
 
 
 def _shown(value: ast.Value) -> str:
-    from kql.format import format_value
+    from kql.formatter import format_value
 
     text = format_value(value)
     return repr(text) if len(text) <= 30 else repr(text[:27] + "...")
