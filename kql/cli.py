@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import sys
 from collections.abc import Sequence
@@ -57,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _available(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        return False
+
+
 def _version() -> str:
     from kql import __version__
 
@@ -75,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in _DELEGATED:
         module, function = _DELEGATED[args_list[0]].split(":")
+        if not _available(module):
+            print(f"kql {args_list[0]}: not available in this version of kql", file=sys.stderr)
+            return EXIT_USAGE
         handler = getattr(importlib.import_module(module), function)
         return int(handler(args_list[1:]))
     parser = _parser()

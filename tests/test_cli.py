@@ -115,3 +115,15 @@ def test_offline_commands_do_not_import_httpx(command: str) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_delegated_commands_fail_cleanly_when_absent(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kql import cli
+
+    monkeypatch.setitem(cli._DELEGATED, "run", "kql.no_such_module:main")
+    monkeypatch.setitem(cli._DELEGATED, "sandbox", "kql.no_such_package.cli:main")
+    assert cli.main(["run", "x"]) == 2
+    assert cli.main(["sandbox"]) == 2
+    assert "not available" in capsys.readouterr().err
