@@ -200,18 +200,7 @@ def _send(item: Typed, reg: Registry, errors: list[KQLError]) -> _Send | None:
 
 
 def _lookup(reg: Registry, cond: Cond, negated: bool, count: int) -> Filter | None:
-    candidates = [
-        f
-        for f in reg.by_name.get(cond.name, ())
-        if f.form == cond.form
-        and f.negated == negated
-        and f.op == cond.op
-        and f.enum_value == cond.enum_value
-        and (f.arity == "many" or count == 1)
-    ]
-    # `not sent(bc_9)` is the single-id parameter; `not sent(bc_9, bc_10)` the list one.
-    candidates.sort(key=lambda f: f.arity != ("one" if count == 1 else "many"))
-    return candidates[0] if candidates else None
+    return reg.find(cond.name, cond.form, cond.op, cond.enum_value, negated=negated, single=count == 1)
 
 
 def _planner_op_hint(cond: Cond) -> str:

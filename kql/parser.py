@@ -259,10 +259,12 @@ def _lark() -> Any:
     """The parser, built once per process (and its tables cached on disk by Lark)."""
     from lark import Lark
 
+    from kql.lexer import KQLLexer
+
     return Lark(
         _grammar_path().read_text(encoding="utf-8"),
         parser="lalr",
-        lexer="contextual",
+        lexer=KQLLexer,
         transformer=_Builder(),
         maybe_placeholders=True,
         cache=True,
@@ -295,13 +297,11 @@ def parse(text: str) -> ast.Query:
 
 
 def _parse_lark(text: str) -> ast.Query:
-    from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+    from lark.exceptions import UnexpectedInput, UnexpectedToken
 
     parser = _lark()
     try:
         result: ast.Query = parser.parse(text)
-    except UnexpectedCharacters as exc:
-        raise _unexpected_character(text, exc) from None
     except UnexpectedToken as exc:
         raise _unexpected_token(text, exc) from None
     except UnexpectedInput as exc:  # UnexpectedEOF
@@ -326,8 +326,7 @@ def _terminal_text(name: str) -> str:
     return f"'{pattern.value}'" if pattern.type == "str" else name.lower()
 
 
-def _unexpected_character(text: str, exc: Any) -> KQLError:
-    pos = exc.pos_in_stream
+def _unexpected_character(text: str, pos: int, expected: Any) -> KQLError:
     char = text[pos]
     if char in "\"'":
         line_end = text.find("\n", pos)
@@ -341,14 +340,18 @@ def _unexpected_character(text: str, exc: Any) -> KQLError:
         "E001",
         f"unexpected character {char!r}",
         Span(pos, pos + 1),
-        _expected(exc.allowed or ()),
+        _expected(expected or ()),
     )
 
 
 def _unexpected_token(text: str, exc: Any) -> KQLError:
+    from kql.lexer import BAD_CHARACTER
+
     token = exc.token
     if token.type == "$END":
         return _unexpected_end(text, exc.expected)
+    if token.type == BAD_CHARACTER:
+        return _unexpected_character(text, token.start_pos, exc.expected)
     hint = _expected(exc.expected)
     if token.type == "NAME" and {"AND", "OR"} & set(exc.expected):
         hint = "join conditions with 'and' or 'or'"

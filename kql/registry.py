@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import tomllib
 from collections.abc import Iterator
-from importlib import resources
+from pathlib import Path
 from typing import Literal
 
 import attrs
@@ -127,6 +127,30 @@ class Registry:
     def names(self) -> tuple[str, ...]:
         return tuple(self.by_name)
 
+    def find(
+        self, name: str, form: str, op: str | None, enum_value: str | None, *, negated: bool, single: bool
+    ) -> Filter | None:
+        """The parameter a KQL form sends: ``not sent(bc_9)`` and ``not sent(bc_9, bc_10)`` differ."""
+        key = (name, form, op, enum_value, negated, single)
+        if key not in self._found:
+            candidates = [
+                f
+                for f in self.by_name.get(name, ())
+                if f.form == form
+                and f.negated == negated
+                and f.op == op
+                and f.enum_value == enum_value
+                and (f.arity == "many" or single)
+            ]
+            # One argument prefers the single-value parameter, several the list one.
+            candidates.sort(key=lambda f: f.arity != ("one" if single else "many"))
+            self._found[key] = candidates[0] if candidates else None
+        return self._found[key]
+
+    @functools.cached_property
+    def _found(self) -> dict[tuple[object, ...], Filter | None]:
+        return {}
+
 
 def _check(entry: dict[str, object]) -> None:
     """Fail loudly on a malformed entry: the registry is hand-edited data."""
@@ -164,7 +188,7 @@ def load_registry(text: str) -> Registry:
 @functools.cache
 def registry() -> Registry:
     """The registry shipped with kql, parsed once per process."""
-    text = resources.files("kql").joinpath("registry.toml").read_text(encoding="utf-8")
+    text = (Path(__file__).parent / "registry.toml").read_text(encoding="utf-8")
     return load_registry(text)
 
 

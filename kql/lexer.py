@@ -1,0 +1,68 @@
+"""A fast lexer for Lark's LALR parser, built from the grammar's own terminals.
+
+Lark's contextual lexer spends most of a parse matching per-state patterns and
+re-checking keywords. KQL's terminals never need context to be told apart
+(keywords are reserved words), so one master regular expression does the job in
+a single ``match`` per token. The terminals come from grammar/kql.lark through
+Lark's lexer configuration: this module knows no token shapes of its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from lark.lexer import Lexer, PatternStr, Token
+
+# A character nothing matches becomes this token: the parser then reports it with
+# the set of tokens it expected at that point.
+BAD_CHARACTER = "BAD_CHARACTER"
+
+
+class KQLLexer(Lexer):
+    __future_interface__ = 0  # lex(text) -> tokens
+
+    def __init__(self, lexer_conf: Any) -> None:
+        terminals = list(lexer_conf.terminals)
+        ignore = set(lexer_conf.ignore)
+        name_re = re.compile(next(t.pattern.to_regexp() for t in terminals if t.name == "NAME") + r"\Z")
+        # String terminals that look like a name (`and`, `sort`, …) are keywords:
+        # the lexer reads a NAME and looks the word up, case-insensitively.
+        self._keywords = {
+            t.pattern.value.lower(): t.name
+            for t in terminals
+            if isinstance(t.pattern, PatternStr) and name_re.match(t.pattern.value)
+        }
+        symbols = [t for t in terminals if isinstance(t.pattern, PatternStr) and t.name not in self._keywords.values()]
+        patterns = [t for t in terminals if not isinstance(t.pattern, PatternStr)]
+        # Higher priority first (a date before the integer it starts with), then
+        # longer symbols before their prefixes (`>=` before `>`).
+        patterns.sort(key=lambda t: -t.priority)
+        symbols.sort(key=lambda t: -len(t.pattern.value))
+        alternatives = [f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in patterns + symbols]
+        self._master = re.compile("|".join(alternatives))
+        self._ignore = ignore
+        self._name = "NAME"
+
+    def lex(self, text: str) -> Iterator[Token]:  # type: ignore[override]
+        match = self._master.match
+        # Token() only forwards to _future_new after checking for deprecated keywords.
+        token: Callable[..., Token] = Token._future_new
+        keywords = self._keywords
+        ignore = self._ignore
+        pos = 0
+        end = len(text)
+        while pos < end:
+            found = match(text, pos)
+            if found is None:
+                yield token(BAD_CHARACTER, text[pos], pos, None, None, None, None, pos + 1)
+                return
+            kind = found.lastgroup or ""
+            stop = found.end()
+            if kind not in ignore:
+                value = found.group()
+                if kind == self._name:
+                    kind = keywords.get(value.lower(), kind)
+                yield token(kind, value, pos, None, None, None, None, stop)
+            pos = stop
