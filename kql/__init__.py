@@ -26,9 +26,12 @@ __all__ = [
     "Query",
     "Span",
     "compile",
+    "decompile",
     "filters",
     "format",
+    "from_json",
     "parse",
+    "to_json",
 ]
 
 __version__ = "0.1.0"
@@ -60,6 +63,27 @@ def filters() -> Registry:
     from kql.registry import registry
 
     return registry()
+
+
+def decompile(url_or_query_string: str) -> str:
+    """Canonical KQL for an existing Kajabi customers URL or query string."""
+    from kql.decompiler import decompile as _decompile
+
+    return _decompile(url_or_query_string).text
+
+
+def to_json(query: str | Query) -> dict[str, Any]:
+    """The stable, versioned JSON form of a query (``{"kql": 1, …}``)."""
+    from kql.jsonform import to_json as _to_json
+
+    return _to_json(parse(query) if isinstance(query, str) else query)
+
+
+def from_json(data: Any) -> Query:
+    """The query a JSON form (a dict or JSON text) describes; raises KQLError (E009)."""
+    from kql.jsonform import from_json as _from_json
+
+    return _from_json(data)
 
 
 # Names served from other modules on first use, so that importing kql stays cheap.

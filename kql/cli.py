@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     fmt = commands.add_parser("fmt", help="print a query in canonical form")
     fmt.add_argument("expr", nargs="?", default="-", help=expr_help)
 
+    decompile = commands.add_parser("decompile", help="turn a Kajabi customers URL back into KQL")
+    decompile.add_argument("url", nargs="?", default="-", help="a URL or query string ('-' reads stdin)")
+
     filters = commands.add_parser("filters", help="list every filter kql knows")
     filters.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -96,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "filters":
             return _filters(args.json)
+        if args.command == "decompile":
+            return _decompile(_read_expr(args.url).strip())
         text = _read_expr(args.expr)
         if args.command == "compile":
             return _compile(text, args)
@@ -153,6 +158,13 @@ def _check(text: str, as_json: bool) -> int:
     else:
         _print_warnings(checked.warnings)
         print("ok")
+    return EXIT_OK
+
+
+def _decompile(text: str) -> int:
+    from kql.decompiler import decompile
+
+    print(decompile(text).text)
     return EXIT_OK
 
 

@@ -29,12 +29,12 @@ class KQLLexer(Lexer):
         name_re = re.compile(next(t.pattern.to_regexp() for t in terminals if t.name == "NAME") + r"\Z")
         # String terminals that look like a name (`and`, `sort`, …) are keywords:
         # the lexer reads a NAME and looks the word up, case-insensitively.
-        self._keywords = {
+        self.keywords = {
             t.pattern.value.lower(): t.name
             for t in terminals
             if isinstance(t.pattern, PatternStr) and name_re.match(t.pattern.value)
         }
-        symbols = [t for t in terminals if isinstance(t.pattern, PatternStr) and t.name not in self._keywords.values()]
+        symbols = [t for t in terminals if isinstance(t.pattern, PatternStr) and t.name not in self.keywords.values()]
         patterns = [t for t in terminals if not isinstance(t.pattern, PatternStr)]
         # Higher priority first (a date before the integer it starts with), then
         # longer symbols before their prefixes (`>=` before `>`).
@@ -49,7 +49,7 @@ class KQLLexer(Lexer):
         match = self._master.match
         # Token() only forwards to _future_new after checking for deprecated keywords.
         token: Callable[..., Token] = Token._future_new
-        keywords = self._keywords
+        keywords = self.keywords
         ignore = self._ignore
         pos = 0
         end = len(text)

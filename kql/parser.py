@@ -271,6 +271,11 @@ def _lark() -> Any:
     )
 
 
+def keywords() -> frozenset[str]:
+    """The reserved words of the grammar (lower case), read from its terminals."""
+    return frozenset(_lark().parser.lexer.lexer.keywords)
+
+
 def parse(text: str) -> ast.Query:
     """Parse KQL text into a Query. Raises KQLError with a span on any problem."""
     if not isinstance(text, str):

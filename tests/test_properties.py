@@ -11,22 +11,9 @@ from hypothesis import strategies as st
 import kql
 from kql import ast
 from kql.formatter import format_query
+from kql.parser import keywords
 
-KEYWORDS = {
-    "and",
-    "or",
-    "not",
-    "in",
-    "is",
-    "null",
-    "ends_with",
-    "starts_with",
-    "sort",
-    "select",
-    "limit",
-    "page",
-    "size",
-}
+KEYWORDS = keywords()
 
 names = st.from_regex(r"[a-z_][a-z0-9_]{0,12}", fullmatch=True).filter(
     lambda n: n not in KEYWORDS and not _looks_typed(n)

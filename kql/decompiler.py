@@ -1,0 +1,148 @@
+"""A Kajabi customers URL (or its query string) → canonical KQL.
+
+Every registry parameter maps back to the form that sends it, so
+``compile(decompile(q))`` gives ``q``'s parameters again. Anything kql does not
+know — an unknown parameter, a value the filter cannot take — is reported with
+its position in the input, never dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote_plus
+
+import attrs
+
+from kql import ast
+from kql.errors import KQLError, Span, did_you_mean, raise_all
+from kql.formatter import format_query
+from kql.registry import Filter, Registry, registry
+
+_FILTER = re.compile(r"filter\[(\w+)\](\[\])?\Z")
+_MONEY = re.compile(r"-?\d+(\.\d{1,2})?\Z")
+_DIGITS = re.compile(r"\d+\Z")
+
+
+@attrs.frozen(slots=True)
+class Decompiled:
+    query: ast.Query
+    text: str
+
+
+@attrs.frozen(slots=True)
+class _Param:
+    name: str
+    value: str
+    span: Span
+
+
+def _params(text: str) -> list[_Param]:
+    """Split a query string, keeping each parameter's place in ``text`` for errors."""
+    start = text.find("?") + 1  # 0 when there is no "?": a bare query string
+    params = []
+    for piece in re.finditer(r"[^&]+", text[start:]):
+        raw_name, _, raw_value = piece.group().partition("=")
+        span = Span(start + piece.start(), start + piece.end())
+        params.append(_Param(unquote_plus(raw_name), unquote_plus(raw_value), span))
+    return params
+
+
+def decompile(text: str, reg: Registry | None = None) -> Decompiled:
+    """Canonical KQL for a customers URL or query string (encoded or not). Raises KQLError."""
+    reg = reg or registry()
+    errors: list[KQLError] = []
+    atoms: list[ast.Expr] = []
+    bracketed: dict[str, tuple[Filter, list[str], Span]] = {}
+    clauses: dict[str, ast.Sort | ast.Select | ast.Page] = {}
+    page: dict[str, int] = {}
+    for param in _params(text):
+        match = _FILTER.match(param.name)
+        if match:
+            entry = reg.by_param.get(match.group(1))
+            if entry is None:
+                hint = did_you_mean(param.name, [f.api_name for f in reg])
+                errors.append(KQLError("E010", f"unknown parameter '{param.name}'", param.span, hint))
+            elif match.group(2):  # filter[x][]=a&filter[x][]=b
+                bracketed.setdefault(entry.param, (entry, [], param.span))[1].append(param.value)
+            else:
+                many = entry.arity == "many" and entry.multi == "comma"
+                atoms.extend(_atom(entry, param, param.value.split(",") if many else [param.value], reg, errors))
+        elif param.name == "sort":
+            clauses["sort"] = ast.Sort(ast.Name(param.value.lstrip("-")), param.value.startswith("-"))
+        elif param.name == "fields[customers]":
+            clauses["select"] = ast.Select(tuple(ast.Name(f) for f in param.value.split(",") if f))
+        elif param.name in ("page[number]", "page[size]") and _DIGITS.match(param.value):
+            page[param.name] = int(param.value)
+        else:
+            known = ["sort", "fields[customers]", "page[number]", "page[size]", *(f.api_name for f in reg)]
+            errors.append(
+                KQLError("E010", f"unknown parameter '{param.name}'", param.span, did_you_mean(param.name, known))
+            )
+    for entry, values, span in bracketed.values():
+        atoms.extend(_atom(entry, _Param(entry.api_name + "[]", ",".join(values), span), values, reg, errors))
+    if page:
+        number = page.get("page[number]", 1)
+        size = page.get("page[size]")
+        clauses["page"] = ast.Page(ast.Int(number), None if size is None else ast.Int(size))
+    raise_all(errors, text)
+    expr: ast.Expr | None = None
+    if len(atoms) == 1:
+        expr = atoms[0]
+    elif atoms:
+        expr = ast.And(tuple(atoms))
+    query = ast.Query(filter=expr, **clauses)  # type: ignore[arg-type]
+    return Decompiled(query, format_query(query))
+
+
+def _atom(entry: Filter, param: _Param, values: list[str], reg: Registry, errors: list[KQLError]) -> list[ast.Expr]:
+    def bad(expected: str) -> list[ast.Expr]:
+        errors.append(
+            KQLError(
+                "E011",
+                f"'{param.name}' cannot take {param.value!r}",
+                param.span,
+                f"expected {expected}, as in {entry.example(reg.id_prefixes)}",
+            )
+        )
+        return []
+
+    name = ast.Name(entry.name)
+    value = param.value
+    node: ast.Expr
+    if entry.form in ("flag", "enum"):
+        if value != "true":
+            return bad("true")
+        node = ast.Flag(name) if entry.form == "flag" else ast.Comparison(name, "=", ast.Ident(entry.enum_value or ""))
+    elif entry.form == "text":
+        if not value.strip():
+            return bad("some text")
+        node = ast.Text(ast.Str(value))
+    else:
+        scalars: list[ast.Scalar] = []
+        for item in values:
+            scalar = _scalar(entry, item, reg)
+            if scalar is None:
+                return bad(_EXPECTED[entry.value])
+            scalars.append(scalar)
+        if entry.form == "comparison":
+            node = ast.Comparison(name, entry.op or "=", scalars[0])
+        else:
+            node = ast.Call(name, tuple(scalars))
+    return [ast.Not(node) if entry.negated else node]
+
+
+_EXPECTED = {"id": "a positive id", "days": "a number of days", "money": "an amount", "string": "some text"}
+
+
+def _scalar(entry: Filter, value: str, reg: Registry) -> ast.Scalar | None:
+    if entry.value == "id":
+        if not _DIGITS.match(value) or int(value) == 0:
+            return None
+        return ast.TypedId(reg.id_prefixes[entry.id_kind or ""], int(value))
+    if entry.value == "days":
+        return ast.Duration(int(value), "d") if _DIGITS.match(value) and int(value) > 0 else None
+    if entry.value == "money":
+        if not _MONEY.match(value):
+            return None
+        return ast.Decimal(value) if "." in value else ast.Int(int(value))
+    return ast.Str(value) if value.strip() else None

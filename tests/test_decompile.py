@@ -1,0 +1,135 @@
+"""Decompiling Kajabi URLs back into KQL: every parameter, and compile(decompile(q)) == q."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, quote
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kql
+from kql.decompiler import decompile
+from kql.registry import Filter, load_registry, registry
+from tests.conftest import ROOT
+from tests.test_cli import kql as run_kql
+
+REG = registry()
+
+
+def _value(entry: Filter) -> st.SearchStrategy[str]:
+    if entry.value == "id":
+        ids = st.integers(1, 10**9).map(str)
+        if entry.arity == "many":
+            return st.lists(ids, min_size=1, max_size=4, unique=True).map(",".join)
+        return ids
+    if entry.value == "days":
+        return st.integers(1, 3650).map(str)
+    if entry.value == "money":
+        return st.one_of(st.integers(0, 10**6).map(str), st.from_regex(r"[0-9]{1,5}\.[0-9]{1,2}", fullmatch=True))
+    if entry.value == "flag":
+        return st.just("true")
+    return st.text(min_size=1, max_size=20).filter(lambda s: s.strip())
+
+
+params = st.lists(
+    st.sampled_from(REG.filters).flatmap(lambda f: _value(f).map(lambda v: (f.api_name, v))),
+    min_size=1,
+    max_size=6,
+    unique_by=lambda p: p[0],
+)
+
+
+@settings(max_examples=300)
+@given(params)
+def test_compile_of_decompile_gives_the_parameters_back(pairs: list[tuple[str, str]]) -> None:
+    query_string = "&".join(f"{quote(n, safe='[]')}={quote(v, safe=',')}" for n, v in pairs)
+    text = kql.decompile(query_string)
+    try:
+        compiled = kql.compile(text)
+    except kql.KQLError as error:
+        # Only merges the API itself would reject may refuse to compile, never a lost value.
+        assert error.code in {"E304"}, error.render()
+        return
+    if compiled.matches_nothing:
+        return  # e.g. has_tag(5) and not has_tag(5): correct, nothing to send
+    assert sorted(compiled.params) == sorted(_merged(pairs))
+
+
+def _merged(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """What compile sends for these parameters: has_tag_id joins has_all_tag_id, etc."""
+    return kql.compile(" and ".join(_form(n, v) for n, v in pairs)).params
+
+
+def _form(name: str, value: str) -> str:
+    return kql.decompile(f"{quote(name, safe='[]')}={quote(value, safe=',')}")
+
+
+def test_every_registry_parameter_decompiles_to_its_canonical_form() -> None:
+    for entry in REG:
+        compiled = kql.compile(entry.example(REG.id_prefixes))
+        assert kql.compile(kql.decompile(compiled.query_string)).params == compiled.params
+
+
+def test_urls_encoded_or_not() -> None:
+    expected = 'site = site_123 and "smith" select name, email page 2 size 10'
+    url = "https://api.kajabi.com/v1/customers?filter[site_id]=123&fields[customers]=name,email&page[number]=2&page[size]=10&filter[search]=smith"
+    assert kql.decompile(url) == expected
+    encoded = "https://app.kajabi.com/api/v1/customers?filter%5Bsite_id%5D=123&fields%5Bcustomers%5D=name%2Cemail&page%5Bnumber%5D=2&page%5Bsize%5D=10&filter%5Bsearch%5D=smith"
+    assert kql.decompile(encoded) == expected
+
+
+def test_negations_lists_and_values() -> None:
+    assert kql.decompile("filter[no_sent_email_broadcast_ids]=9,10&filter[has_no_tag_id]=5") == (
+        "not sent(bc_9, bc_10) and not has_tag(tag_5)"
+    )
+    assert kql.decompile("filter[inactive_in_last]=30&filter[net_revenue_less_than]=99.5") == (
+        "not active_in_last(30d) and net_revenue < 99.5"
+    )
+    assert kql.decompile("filter[used_coupon_code]=O%27Brien%20%22x%22") == 'used_coupon("O\'Brien \\"x\\"")'
+
+
+def test_bracket_encoded_lists() -> None:
+    text = (ROOT / "kql" / "registry.toml").read_text(encoding="utf-8")
+    reg = load_registry(text.replace('arity = "many"\nmulti = "comma"', 'arity = "many"\nmulti = "brackets"', 1))
+    decompiled = decompile("filter[has_all_tag_id][]=5&filter[has_all_tag_id][]=6", reg)
+    assert decompiled.text == "has_all_tags(tag_5, tag_6)"
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "under_caret"),
+    [
+        ("filter[site]=1", "E010", "filter[site]=1"),
+        ("filter[site_id]=1&utm=x", "E010", "utm=x"),
+        ("filter[has_tag_id]=abc", "E011", "filter[has_tag_id]=abc"),
+        ("filter[subscribed]=yes", "E011", "filter[subscribed]=yes"),
+        ("filter[created_in_last]=0", "E011", "filter[created_in_last]=0"),
+        ("filter[net_revenue_equal_to]=1.234", "E011", "filter[net_revenue_equal_to]=1.234"),
+    ],
+)
+def test_unknown_parameters_and_bad_values_are_reported(text: str, code: str, under_caret: str) -> None:
+    with pytest.raises(kql.KQLError) as caught:
+        kql.decompile(text)
+    error = caught.value
+    assert error.code == code
+    assert error.span is not None and text[error.span.start : error.span.end] == under_caret
+
+
+def test_all_problems_at_once() -> None:
+    with pytest.raises(kql.KQLError) as caught:
+        kql.decompile("foo=1&filter[site_id]=1&bar=2&filter[is_hidden]=no")
+    assert [e.code for e in caught.value.errors] == ["E010", "E010", "E011"]
+
+
+def test_cli() -> None:
+    done = run_kql("decompile", "https://api.kajabi.com/v1/customers?filter[site_id]=1&sort=-created_at")
+    assert done.returncode == 0
+    assert done.stdout == "site = site_1 sort -created_at\n"
+    done = run_kql("decompile", "filter[nope]=1")
+    assert done.returncode == 2
+    assert "error[E010]" in done.stderr
+
+
+def test_parse_qsl_agrees() -> None:
+    qs = kql.compile('name ~ "a&b=c" and site = 4').query_string
+    assert sorted(parse_qsl(qs)) == sorted(kql.compile(kql.decompile(qs)).params)
