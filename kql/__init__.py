@@ -10,6 +10,7 @@ Imports are lazy: ``import kql`` and ``kql.compile`` never load httpx.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
 from kql.errors import KQLError, KQLErrors, Span
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from kql.ast import Query
     from kql.compiler import Compiled
     from kql.registry import Registry
+    from kql.segments import Segments
 
 __all__ = [
     "Compiled",
@@ -30,6 +32,7 @@ __all__ = [
     "filters",
     "format",
     "from_json",
+    "load_segments",
     "parse",
     "to_json",
 ]
@@ -44,11 +47,23 @@ def parse(text: str) -> Query:
     return _parse(text)
 
 
-def compile(text_or_query: str | Query) -> Compiled:
-    """Compile KQL into exactly one ``GET /v1/customers`` request, or raise KQLError."""
+def compile(text_or_query: str | Query, *, segments: Segments | str | os.PathLike[str] | None = None) -> Compiled:
+    """Compile KQL into exactly one ``GET /v1/customers`` request, or raise KQLError.
+
+    ``segments`` (a Segments, or the path of a segments file) expands ``@name``.
+    """
     from kql.compiler import compile_query
 
-    return compile_query(text_or_query)
+    if isinstance(segments, str | os.PathLike):
+        segments = load_segments(segments)
+    return compile_query(text_or_query, segments=segments)
+
+
+def load_segments(path: str | os.PathLike[str]) -> Segments:
+    """The segments of a TOML segments file (see docs/segments.md)."""
+    from kql.segments import load
+
+    return load(path)
 
 
 def format(query: str | Query) -> str:
@@ -91,6 +106,7 @@ _LAZY = {
     "Compiled": "kql.compiler",
     "Query": "kql.ast",
     "Filter": "kql.registry",
+    "Segments": "kql.segments",
 }
 
 

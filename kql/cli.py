@@ -14,8 +14,12 @@ import importlib.util
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from kql.errors import KQLError
+
+if TYPE_CHECKING:
+    from kql.segments import Segments
 
 # Subcommands implemented elsewhere: name -> "module:function(argv) -> int".
 _DELEGATED = {
@@ -42,10 +46,20 @@ def _parser() -> argparse.ArgumentParser:
     shape.add_argument("--json", action="store_true", help='print {"params": [[name, value], …], "query": "…"}')
     shape.add_argument("--url", action="store_true", help="print the full request URL")
     compile_.add_argument("--base-url", default="https://api.kajabi.com", help="API origin for --url")
+    _segments_option(compile_)
 
     check = commands.add_parser("check", help="validate a query (exit 0 when valid)")
     check.add_argument("expr", nargs="?", default="-", help=expr_help)
     check.add_argument("--json", action="store_true", help="print the problems as JSON")
+    _segments_option(check)
+
+    segments = commands.add_parser("segments", help="list, show and check saved segments")
+    _segments_option(segments)
+    actions = segments.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("list", help="name and description of every segment")
+    show = actions.add_parser("show", help="a segment expanded and compiled")
+    show.add_argument("name", help="the segment's name (with or without @)")
+    actions.add_parser("check", help="validate every segment; exit 2 with all problems (for CI and hooks)")
 
     fmt = commands.add_parser("fmt", help="print a query in canonical form")
     fmt.add_argument("expr", nargs="?", default="-", help=expr_help)
@@ -59,6 +73,30 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="run a query against the API or the sandbox (kql run --help)", add_help=False)
     commands.add_parser("sandbox", help="serve the local sandbox API (kql sandbox --help)", add_help=False)
     return parser
+
+
+def _segments_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--segments",
+        metavar="PATH",
+        help="segments file (default: $KQL_SEGMENTS, else ./kql.toml when it exists)",
+    )
+
+
+def _load_segments(args: argparse.Namespace, required: bool = False) -> Segments | None:
+    from kql.segments import find, load
+
+    path = find(args.segments)
+    if path is None:
+        if required:
+            raise KQLError(
+                "E012",
+                "no segments file",
+                None,
+                "pass --segments PATH, set KQL_SEGMENTS, or create kql.toml in this directory",
+            )
+        return None
+    return load(path)
 
 
 def _available(module: str) -> bool:
@@ -99,13 +137,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "filters":
             return _filters(args.json)
+        if args.command == "segments":
+            return _segments(args)
         if args.command == "decompile":
             return _decompile(_read_expr(args.url).strip())
         text = _read_expr(args.expr)
         if args.command == "compile":
             return _compile(text, args)
         if args.command == "check":
-            return _check(text, args.json)
+            return _check(text, args)
         return _fmt(text)
     except KQLError as error:
         print(error.render(), file=sys.stderr)
@@ -123,7 +163,7 @@ def _print_warnings(warnings: Sequence[KQLError]) -> None:
 def _compile(text: str, args: argparse.Namespace) -> int:
     from kql.compiler import compile_query
 
-    compiled = compile_query(text)
+    compiled = compile_query(text, segments=_load_segments(args))
     _print_warnings(compiled.warnings)
     if args.json:
         payload = {
@@ -142,12 +182,14 @@ def _compile(text: str, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _check(text: str, as_json: bool) -> int:
+def _check(text: str, args: argparse.Namespace) -> int:
+    from kql.compiler import expand
     from kql.parser import parse
     from kql.validate import validate
 
+    as_json = args.json
     try:
-        checked = validate(parse(text), text)
+        checked = validate(expand(parse(text), _load_segments(args), text), text)
     except KQLError as error:
         if not as_json:
             raise
@@ -159,6 +201,51 @@ def _check(text: str, as_json: bool) -> int:
         _print_warnings(checked.warnings)
         print("ok")
     return EXIT_OK
+
+
+def _segments(args: argparse.Namespace) -> int:
+    from kql.compiler import compile_query
+    from kql.formatter import format_query
+
+    segments = _load_segments(args, required=True)
+    assert segments is not None
+    if args.action == "list":
+        width = max((len(s.name) for s in segments), default=0) + 1
+        for segment in segments:
+            print(f"@{segment.name:<{width}} {segment.description or ''}".rstrip())
+        return EXIT_OK
+    if args.action == "check":
+        problems = segments.check()
+        for problem in problems:
+            print(problem.render() + "\n", file=sys.stderr)
+        if problems:
+            print(f"{len(problems)} problem(s) in {segments.path}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"{len(segments)} segments ok")
+        return EXIT_OK
+    name = args.name.removeprefix("@")
+    shown = segments.get(name)
+    if shown is None:
+        raise KQLError("E106", f"unknown segment '@{name}'", None, _closest_segment(name, segments))
+    from kql.parser import parse
+
+    expanded = segments.expand(parse("@" + name))
+    print(f"@{shown.name}" + (f" — {shown.description}" if shown.description else ""))
+    print(f"  defined:  {shown.query.strip()}  ({shown.where()})")
+    print(f"  expanded: {format_query(expanded)}")
+    try:
+        compiled = compile_query(expanded)
+    except KQLError as error:
+        print(f"  request:  needs more than one request ({error.code}: {error.message})")
+        return EXIT_OK
+    print(f"  request:  {compiled.query_string or '(no filters)'}")
+    return EXIT_OK
+
+
+def _closest_segment(name: str, segments: Segments) -> str | None:
+    from kql.errors import did_you_mean
+
+    return did_you_mean("@" + name, ["@" + s.name for s in segments])
 
 
 def _decompile(text: str) -> int:

@@ -17,6 +17,7 @@ from kql import ast
 from kql.errors import KQLError, Span, raise_all
 from kql.parser import parse
 from kql.registry import Filter, Registry, registry
+from kql.segments import Segments
 from kql.validate import Cond, Local, TAnd, TNot, TOr, Typed, validate
 
 Param = tuple[str, str]
@@ -58,11 +59,14 @@ class _Send:
     node: ast.Expr
 
 
-def compile_query(text_or_query: str | ast.Query, reg: Registry | None = None) -> Compiled:
+def compile_query(
+    text_or_query: str | ast.Query, reg: Registry | None = None, segments: Segments | None = None
+) -> Compiled:
     """Compile KQL text (or a parsed Query) into one request. Raises KQLError."""
     reg = reg or registry()
     source = text_or_query if isinstance(text_or_query, str) else None
     query = parse(text_or_query) if isinstance(text_or_query, str) else text_or_query
+    query = expand(query, segments, source)
     checked = validate(query, source, reg)
     sends, errors = _conjuncts(checked.filter, reg)
     raise_all(errors, source)
@@ -93,6 +97,25 @@ def compile_query(text_or_query: str | ast.Query, reg: Registry | None = None) -
         sort=checked.sort,
         fields=checked.fields,
     )
+
+
+def expand(query: ast.Query, segments: Segments | None, source: str | None) -> ast.Query:
+    """Replace ``@name`` references by their segments (a no-op without segments)."""
+    if segments is None:
+        return query
+    try:
+        expanded = segments.expand(query)
+    except KQLError as error:
+        if source is not None and error.source is None:
+            error.with_source(source)
+        raise
+    from kql.parser import MAX_DEPTH
+
+    if expanded.filter is not None and ast.depth(expanded.filter) > MAX_DEPTH:
+        raise KQLError(
+            "E007", f"with its segments expanded, the query is nested more than {MAX_DEPTH} levels deep", query.span
+        ).with_source(source or "")
+    return expanded
 
 
 def _encode_values(entry: Filter, values: tuple[str, ...]) -> list[Param]:

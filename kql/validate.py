@@ -7,7 +7,7 @@ one request can express the whole thing is the compiler's (or planner's) call.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import TypeAlias
 
@@ -84,9 +84,18 @@ class Validated:
     warnings: tuple[KQLError, ...]
 
 
-def validate(query: ast.Query, source: str | None = None, reg: Registry | None = None) -> Validated:
-    """Check ``query`` against the registry; raise every problem found at once."""
-    checker = _Checker(reg or registry())
+def validate(
+    query: ast.Query,
+    source: str | None = None,
+    reg: Registry | None = None,
+    segments: Collection[str] | None = None,
+) -> Validated:
+    """Check ``query`` against the registry; raise every problem found at once.
+
+    ``@name`` references are accepted when ``name`` is in ``segments`` (used to
+    check a segment on its own, before expansion).
+    """
+    checker = _Checker(reg or registry(), segments)
     typed = checker.expr(query.filter) if query.filter is not None else None
     sort = checker.sort(query.sort)
     fields = checker.select(query.select)
@@ -102,8 +111,9 @@ def validate(query: ast.Query, source: str | None = None, reg: Registry | None =
 
 
 class _Checker:
-    def __init__(self, reg: Registry) -> None:
+    def __init__(self, reg: Registry, segments: Collection[str] | None = None) -> None:
         self.reg = reg
+        self.segments = segments
         self.errors: list[KQLError] = []
         self.warnings: list[KQLError] = []
 
@@ -128,7 +138,13 @@ class _Checker:
             return self.call(node)
         if isinstance(node, ast.Comparison):
             return self.comparison(node)
-        self.fail("E106", f"unknown segment '@{node.name}'", node, "segments files are not supported yet")
+        if self.segments is None:
+            hint = "no segments file is in use: pass --segments FILE, set KQL_SEGMENTS, or create kql.toml"
+        elif node.name in self.segments:
+            return Cond("@" + node.name, "segment", None, None, (), node)
+        else:
+            hint = did_you_mean("@" + node.name, ["@" + n for n in self.segments]) or "no such segment in the file"
+        self.fail("E106", f"unknown segment '@{node.name}'", node, hint)
         return Cond("@" + node.name, "segment", None, None, (), node)
 
     def text(self, value: ast.Str, node: ast.Expr) -> Cond:
