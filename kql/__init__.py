@@ -18,6 +18,7 @@ from kql.errors import KQLError, KQLErrors, Span
 if TYPE_CHECKING:
     from kql.ast import Query
     from kql.compiler import Compiled
+    from kql.completion import Completion
     from kql.registry import Registry
     from kql.segments import Segments
 
@@ -28,6 +29,7 @@ __all__ = [
     "Query",
     "Span",
     "compile",
+    "complete",
     "decompile",
     "filters",
     "format",
@@ -78,6 +80,13 @@ def filters() -> Registry:
     from kql.registry import registry
 
     return registry()
+
+
+def complete(text: str, cursor: int | None = None, segments: Segments | None = None) -> list[Completion]:
+    """What can be typed at ``cursor`` (default: the end): keywords, filters, fields, values."""
+    from kql.completion import complete as _complete
+
+    return _complete(text, cursor, segments)
 
 
 def decompile(url_or_query_string: str) -> str:

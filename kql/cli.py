@@ -64,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
     fmt = commands.add_parser("fmt", help="print a query in canonical form")
     fmt.add_argument("expr", nargs="?", default="-", help=expr_help)
 
+    complete = commands.add_parser("complete", help="completions at a cursor in a query (for editors)")
+    complete.add_argument("text", help="the query typed so far")
+    complete.add_argument("--cursor", type=int, help="cursor offset (default: the end of TEXT)")
+    complete.add_argument("--json", action="store_true", help="label, kind, insert, description, start, end")
+    _segments_option(complete)
+
+    completion = commands.add_parser("completion", help="print a shell completion script for kql")
+    completion.add_argument("shell", choices=["bash", "zsh"], help="bash, or zsh (through bashcompinit)")
+
     decompile = commands.add_parser("decompile", help="turn a Kajabi customers URL back into KQL")
     decompile.add_argument("url", nargs="?", default="-", help="a URL or query string ('-' reads stdin)")
 
@@ -139,6 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _filters(args.json)
         if args.command == "segments":
             return _segments(args)
+        if args.command == "complete":
+            return _complete(args)
+        if args.command == "completion":
+            print(_completion_script(parser, args.shell))
+            return EXIT_OK
         if args.command == "decompile":
             return _decompile(_read_expr(args.url).strip())
         text = _read_expr(args.expr)
@@ -246,6 +260,53 @@ def _closest_segment(name: str, segments: Segments) -> str | None:
     from kql.errors import did_you_mean
 
     return did_you_mean("@" + name, ["@" + s.name for s in segments])
+
+
+def _complete(args: argparse.Namespace) -> int:
+    from kql.completion import complete
+
+    completions = complete(args.text, args.cursor, segments=_load_segments(args))
+    if args.json:
+        print(json.dumps([c.to_dict() for c in completions], ensure_ascii=False))
+    else:
+        for completion in completions:
+            print(completion.insert)
+    return EXIT_OK
+
+
+def _completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
+    """A bash completion function for kql's commands and options, read off the argument parser."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    cases = []
+    for name, sub in commands.choices.items():
+        options = sorted(o for action in sub._actions for o in action.option_strings)
+        words = " ".join(options)
+        if name == "segments":
+            words += " list show check"
+        if name == "completion":
+            words += " bash zsh"
+        cases.append(f'        {name}) words="{words}" ;;')
+    names = " ".join(commands.choices)
+    lines = [
+        '# kql shell completion: eval "$(kql completion bash)"',
+        "_kql() {",
+        '    local cur="${COMP_WORDS[COMP_CWORD]}" words=""',
+        '    if [ "$COMP_CWORD" -eq 1 ]; then',
+        f'        COMPREPLY=($(compgen -W "{names} --help --version" -- "$cur")); return',
+        "    fi",
+        '    case "${COMP_WORDS[1]}" in',
+        *cases,
+        "    esac",
+        '    if [ "${COMP_WORDS[1]}" = segments ] && [ "${COMP_WORDS[COMP_CWORD-1]}" = show ]; then',
+        "        words=\"$(kql segments list 2>/dev/null | cut -d' ' -f1)\"",
+        "    fi",
+        '    COMPREPLY=($(compgen -W "$words" -- "$cur"))',
+        "}",
+        "complete -F _kql kql",
+    ]
+    if shell == "zsh":
+        lines.insert(1, "autoload -U +X bashcompinit && bashcompinit")
+    return "\n".join(lines)
 
 
 def _decompile(text: str) -> int:

@@ -116,10 +116,10 @@ def from_text(text: str, path: str | None = None) -> Segments:
             None,
             'write each segment as [segments.NAME] with query = "…"',
         )
-    lines = text.splitlines()
+    lines = _query_lines(text.splitlines())
     segments: dict[str, Segment] = {}
     for name, body in table.items():
-        line = _line_of(lines, name)
+        line = lines.get(name)
         at = f"{where}:{line or '?'}"
         if not _NAME.match(name):
             raise KQLError("E012", f"{at}: '{name}' cannot be a segment name", None, "use letters, digits, _ and -")
@@ -155,25 +155,39 @@ def find(explicit: str | None = None) -> Path | None:
     return default if default.is_file() else None
 
 
-def _line_of(lines: list[str], name: str) -> int | None:
-    """The 1-based line of segment ``name``'s query (or of its header) in the TOML text."""
-    quoted = re.escape(name)
-    header = re.compile(rf"\s*\[\s*segments\s*\.\s*(\"{quoted}\"|'{quoted}'|{quoted})\s*\]")
-    inline = re.compile(rf"\s*(\"{quoted}\"|'{quoted}'|{quoted})\s*=\s*\{{")
-    dotted = re.compile(rf"\s*segments\s*\.\s*{quoted}\s*\.\s*query\s*=")
-    for index, line in enumerate(lines):
-        if inline.match(line) or dotted.match(line):
-            return index + 1
-        if header.match(line):
-            for offset, following in enumerate(lines[index + 1 :], start=index + 2):
-                if re.match(r"\s*query\s*=", following):
-                    # A multi-line string drops the newline right after its opening quotes.
-                    opens_block = following.rstrip().endswith(('"""', "'''"))
-                    return offset + 1 if opens_block else offset
-                if following.lstrip().startswith("["):
-                    break
-            return index + 1
-    return None
+_HEADER = re.compile(r"""\s*\[\s*segments\s*\.\s*(?:"([^"]+)"|'([^']+)'|([A-Za-z0-9_-]+))\s*\]""")
+_INLINE = re.compile(r"""\s*(?:"([^"]+)"|'([^']+)'|([A-Za-z0-9_-]+))\s*=\s*\{""")
+_DOTTED = re.compile(r"""\s*segments\s*\.\s*([A-Za-z0-9_-]+)\s*\.\s*query\s*=""")
+_QUERY = re.compile(r"\s*query\s*=")
+
+
+def _query_lines(lines: list[str]) -> dict[str, int]:
+    """Segment name → the 1-based line its query starts on, in one pass over the TOML text."""
+    found: dict[str, int] = {}
+    current: str | None = None  # the [segments.NAME] table we are in
+    in_segments_table = False
+    for number, line in enumerate(lines, start=1):
+        header = _HEADER.match(line)
+        if header:
+            current = next(g for g in header.groups() if g is not None)
+            found.setdefault(current, number)
+            in_segments_table = False
+            continue
+        if line.lstrip().startswith("["):
+            current = None
+            in_segments_table = line.strip().replace(" ", "") == "[segments]"
+            continue
+        dotted = _DOTTED.match(line)
+        inline = _INLINE.match(line) if in_segments_table else None
+        if dotted or inline:
+            match = dotted or inline
+            assert match is not None
+            found[next(g for g in match.groups() if g is not None)] = number
+        elif current is not None and _QUERY.match(line):
+            # A multi-line string drops the newline right after its opening quotes.
+            opens_block = line.rstrip().endswith(('"""', "'''"))
+            found[current] = number + 1 if opens_block else number
+    return found
 
 
 def _parse(segment: Segment) -> ast.Query:
