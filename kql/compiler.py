@@ -53,10 +53,25 @@ def encode(params: Sequence[Param]) -> str:
 
 
 @attrs.frozen(slots=True)
-class _Send:
+class Send:
+    """One condition the API can run: a registry parameter with its values."""
+
     entry: Filter
     values: tuple[str, ...]
     node: ast.Expr
+
+
+@attrs.frozen(slots=True)
+class Merged:
+    """Sends combined per parameter: what to send, whether it is a contradiction, and
+    the sends whose values one parameter cannot also hold (same parameter, other value)."""
+
+    params: list[tuple[Filter, tuple[str, ...]]]
+    nothing: bool
+    conflicts: list[Send]
+
+    def encoded(self) -> list[Param]:
+        return [p for entry, values in self.params for p in _encode_values(entry, values)]
 
 
 def compile_query(
@@ -70,14 +85,14 @@ def compile_query(
     checked = validate(query, source, reg)
     sends, errors = _conjuncts(checked.filter, reg)
     raise_all(errors, source)
-    merged, nothing, errors = _merge(sends, reg)
+    merged = merge_sends(sends, reg)
+    nothing = merged.nothing
     if not nothing:  # a contradiction needs no request, so nothing else can stand in its way
-        raise_all(errors, source)
+        raise_all([_conflict_error(c) for c in merged.conflicts], source)
 
     params: list[Param] = []
     if not nothing:
-        for entry, values in merged:
-            params.extend(_encode_values(entry, values))
+        params.extend(merged.encoded())
         if checked.sort:
             params.append(("sort", checked.sort))
         if checked.fields:
@@ -130,9 +145,9 @@ def _encode_values(entry: Filter, values: tuple[str, ...]) -> list[Param]:
 # ---- one conjunction of API conditions ------------------------------------------------
 
 
-def _conjuncts(typed: Typed | None, reg: Registry) -> tuple[list[_Send], list[KQLError]]:
+def _conjuncts(typed: Typed | None, reg: Registry) -> tuple[list[Send], list[KQLError]]:
     """Flatten the top-level ``and``; every conjunct must map to one API parameter."""
-    sends: list[_Send] = []
+    sends: list[Send] = []
     errors: list[KQLError] = []
     stack: list[Typed] = [typed] if typed is not None else []
     while stack:
@@ -148,7 +163,7 @@ def _conjuncts(typed: Typed | None, reg: Registry) -> tuple[list[_Send], list[KQ
     return sends, errors
 
 
-def _send(item: Typed, reg: Registry, errors: list[KQLError]) -> _Send | None:
+def _send(item: Typed, reg: Registry, errors: list[KQLError]) -> Send | None:
     def fail(code: str, message: str, node: ast.Expr, hint: str) -> None:
         errors.append(KQLError(code, message, node.span, hint))
 
@@ -193,7 +208,7 @@ def _send(item: Typed, reg: Registry, errors: list[KQLError]) -> _Send | None:
     count = len(cond.values)
     entry = _lookup(reg, cond, negated, count)
     if entry is not None:
-        return _Send(entry, cond.values, node)
+        return Send(entry, cond.values, node)
     positive = _lookup(reg, cond, False, count)
     if negated and positive is not None:
         fail(
@@ -243,14 +258,23 @@ def _short(item: Typed) -> str:
 # ---- merging parameters and spotting contradictions -----------------------------------
 
 
-def _merge(sends: list[_Send], reg: Registry) -> tuple[list[tuple[Filter, tuple[str, ...]]], bool, list[KQLError]]:
-    """Combine sends of the same parameter; report contradictions (match nothing)."""
-    groups: dict[str, list[_Send]] = {}
+def _conflict_error(send: Send) -> KQLError:
+    return KQLError(
+        "E304",
+        f"filter[{send.entry.param}] holds one value; one request cannot also ask for '{_short_node(send.node)}'",
+        send.node.span or Span(0, 0),
+        "customers matching both need an intersection of two requests (the planner's job)",
+    )
+
+
+def merge_sends(sends: list[Send], reg: Registry) -> Merged:
+    """Combine sends of the same parameter; spot contradictions (match nothing)."""
+    groups: dict[str, list[Send]] = {}
     for send in sends:
         groups.setdefault(_group_key(send.entry), []).append(send)
 
     merged: list[tuple[Filter, tuple[str, ...]]] = []
-    errors: list[KQLError] = []
+    conflicts: list[Send] = []
     nothing = _contradicts(sends, reg)
     for members in groups.values():
         first = members[0].entry
@@ -274,17 +298,13 @@ def _merge(sends: list[_Send], reg: Registry) -> tuple[list[tuple[Filter, tuple[
         elif rule == "exclusive":
             nothing = True
         else:
-            second = next(m for m in members if m.values != members[0].values)
-            errors.append(
-                KQLError(
-                    "E304",
-                    f"filter[{first.param}] holds one value; one request cannot also ask for "
-                    f"'{_short_node(second.node)}'",
-                    second.node.span or Span(0, 0),
-                    "customers matching both need an intersection of two requests (the planner's job)",
-                )
-            )
-    return merged, nothing, errors
+            merged.append((first, members[0].values))
+            kept = {members[0].values}
+            for member in members[1:]:
+                if member.values not in kept:
+                    kept.add(member.values)
+                    conflicts.append(member)
+    return Merged(merged, nothing, conflicts)
 
 
 def _group_key(entry: Filter) -> str:
@@ -314,7 +334,7 @@ def _family(entry: Filter, reg: Registry) -> Filter:
     return reg.by_param[entry.merge_into] if entry.merge_into else entry
 
 
-def _contradicts(sends: list[_Send], reg: Registry) -> bool:
+def _contradicts(sends: list[Send], reg: Registry) -> bool:
     """True when no customer can match all sends (e.g. `has_tag(5) and not has_tag(5)`)."""
     positive: dict[str, set[str]] = {}
     negative: dict[str, set[str]] = {}
