@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from kql.ast import Query
     from kql.compiler import Compiled
     from kql.completion import Completion
+    from kql.planner import Plan
     from kql.registry import Registry
     from kql.segments import Segments
 
@@ -36,6 +37,7 @@ __all__ = [
     "from_json",
     "load_segments",
     "parse",
+    "plan",
     "to_json",
 ]
 
@@ -59,6 +61,20 @@ def compile(text_or_query: str | Query, *, segments: Segments | str | os.PathLik
     if isinstance(segments, str | os.PathLike):
         segments = load_segments(segments)
     return compile_query(text_or_query, segments=segments)
+
+
+def plan(
+    text_or_query: str | Query,
+    *,
+    segments: Segments | str | os.PathLike[str] | None = None,
+    max_requests: int | None = None,
+) -> Plan:
+    """Plan any KQL expression into API requests plus local work (see docs/planner.md)."""
+    from kql.planner import plan_query
+
+    if isinstance(segments, str | os.PathLike):
+        segments = load_segments(segments)
+    return plan_query(text_or_query, segments=segments, max_requests=max_requests)
 
 
 def load_segments(path: str | os.PathLike[str]) -> Segments:
@@ -116,6 +132,7 @@ _LAZY = {
     "Query": "kql.ast",
     "Filter": "kql.registry",
     "Segments": "kql.segments",
+    "Plan": "kql.planner",
 }
 
 

@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("name", help="the segment's name (with or without @)")
     actions.add_parser("check", help="validate every segment; exit 2 with all problems (for CI and hooks)")
 
+    explain = commands.add_parser("explain", help="show the requests and local work any query needs")
+    explain.add_argument("expr", nargs="?", default="-", help=expr_help)
+    explain.add_argument("--json", action="store_true", help="the plan as JSON")
+    explain.add_argument("--max-requests", type=int, metavar="N", help="fail when the plan needs more requests")
+    _segments_option(explain)
+
     fmt = commands.add_parser("fmt", help="print a query in canonical form")
     fmt.add_argument("expr", nargs="?", default="-", help=expr_help)
 
@@ -158,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = _read_expr(args.expr)
         if args.command == "compile":
             return _compile(text, args)
+        if args.command == "explain":
+            return _explain(text, args)
         if args.command == "check":
             return _check(text, args)
         return _fmt(text)
@@ -193,6 +201,15 @@ def _compile(text: str, args: argparse.Namespace) -> int:
         print("note: these filters contradict each other; no customer matches, no request is needed", file=sys.stderr)
         return EXIT_OK
     print(compiled.url(args.base_url) if args.url else compiled.query_string)
+    return EXIT_OK
+
+
+def _explain(text: str, args: argparse.Namespace) -> int:
+    from kql.planner import plan_query
+
+    plan = plan_query(text, segments=_load_segments(args), max_requests=args.max_requests)
+    _print_warnings(plan.warnings)
+    print(json.dumps(plan.to_dict(), ensure_ascii=False) if args.json else plan.explain())
     return EXIT_OK
 
 

@@ -9,6 +9,7 @@ its position in the input, never dropped.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from urllib.parse import unquote_plus
 
 import attrs
@@ -95,40 +96,44 @@ def decompile(text: str, reg: Registry | None = None) -> Decompiled:
 
 
 def _atom(entry: Filter, param: _Param, values: list[str], reg: Registry, errors: list[KQLError]) -> list[ast.Expr]:
-    def bad(expected: str) -> list[ast.Expr]:
+    try:
+        return [form_of(entry, values, reg)]
+    except ValueError as problem:
         errors.append(
             KQLError(
                 "E011",
                 f"'{param.name}' cannot take {param.value!r}",
                 param.span,
-                f"expected {expected}, as in {entry.example(reg.id_prefixes)}",
+                f"expected {problem}, as in {entry.example(reg.id_prefixes)}",
             )
         )
         return []
 
+
+def form_of(entry: Filter, values: Sequence[str], reg: Registry) -> ast.Expr:
+    """The canonical KQL form that sends ``entry`` with ``values``; ValueError names what was expected."""
     name = ast.Name(entry.name)
-    value = param.value
     node: ast.Expr
     if entry.form in ("flag", "enum"):
-        if value != "true":
-            return bad("true")
+        if list(values) != ["true"]:
+            raise ValueError("true")
         node = ast.Flag(name) if entry.form == "flag" else ast.Comparison(name, "=", ast.Ident(entry.enum_value or ""))
     elif entry.form == "text":
-        if not value.strip():
-            return bad("some text")
-        node = ast.Text(ast.Str(value))
+        if not values or not values[0].strip():
+            raise ValueError("some text")
+        node = ast.Text(ast.Str(values[0]))
     else:
         scalars: list[ast.Scalar] = []
         for item in values:
             scalar = _scalar(entry, item, reg)
             if scalar is None:
-                return bad(_EXPECTED[entry.value])
+                raise ValueError(_EXPECTED[entry.value])
             scalars.append(scalar)
         if entry.form == "comparison":
             node = ast.Comparison(name, entry.op or "=", scalars[0])
         else:
             node = ast.Call(name, tuple(scalars))
-    return [ast.Not(node) if entry.negated else node]
+    return ast.Not(node) if entry.negated else node
 
 
 _EXPECTED = {"id": "a positive id", "days": "a number of days", "money": "an amount", "string": "some text"}

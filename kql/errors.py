@@ -53,6 +53,8 @@ CODES: dict[str, str] = {
     "E304": "same parameter with values that cannot merge",
     "E305": "attribute predicate is evaluated locally",
     "E306": "filter has no API parameter on its own",
+    "E307": "query expands to too many branches",
+    "E308": "request budget exceeded",
     "W001": "deprecated filter",
 }
 

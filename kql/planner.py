@@ -1,0 +1,546 @@
+"""Any KQL expression → API requests plus local work, over an API that can only AND.
+
+1. Normal form: planner operators become what the API has (`>=` is `> or =`,
+   `in` is an `or`, `!=` is a `not`); `not` is pushed down to the literals (De
+   Morgan); the result is put in disjunctive form, with a cap on its size.
+2. Simplify: contradictory branches go, duplicates and absorbed branches go
+   (`a or (a and b)` is `a`), `(c and x) or (c and not x)` is `c`.
+3. Each branch becomes one streamed request, plus
+   - exclusions: `not x` without an API complement fetches the ids matching `x`
+     within the rest of the branch and leaves them out (anti-join);
+   - intersections: a second value for a parameter that holds one
+     (`opened(bc_1) and opened(bc_2)`) fetches the ids matching it and keeps only those;
+   - local filters: comparisons on returned attributes, with an exact superset
+     pushed down where one exists (`email ends_with "x"` sends `email ~ "x"`).
+4. Branches are merged in the query's sort order (id breaks ties), duplicates
+   removed by id; `limit` and `page` apply after the merge.
+
+The planner never touches the network; the executor runs the plan.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
+
+import attrs
+
+from kql import ast
+from kql.compiler import Param, Send, encode, expand, merge_sends
+from kql.errors import KQLError
+from kql.formatter import format_expr
+from kql.parser import parse
+from kql.registry import Filter, Registry, registry
+from kql.segments import Segments
+from kql.validate import Cond, Local, TAnd, TNot, TOr, Typed, validate
+
+MAX_BRANCHES = 32
+
+# ---- the plan ---------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Request:
+    """One filtered listing of customers (all of its pages)."""
+
+    params: tuple[Param, ...]
+
+    @property
+    def query_string(self) -> str:
+        return encode(self.params)
+
+
+@attrs.frozen(slots=True)
+class LocalFilter:
+    """A comparison evaluated on each returned customer."""
+
+    attribute: str
+    op: str
+    value: ast.Value
+    negated: bool
+    text: str
+
+
+@attrs.frozen(slots=True)
+class Branch:
+    """One conjunction: a streamed request, narrowed by id sets and local filters."""
+
+    request: Request
+    exclude: tuple[Request, ...] = ()  # ids matching any of these are left out
+    intersect: tuple[Request, ...] = ()  # ids must match every one of these
+    local: tuple[LocalFilter, ...] = ()
+    text: str = ""  # the branch as KQL, for explain
+
+    @property
+    def requests(self) -> int:
+        return 1 + len(self.exclude) + len(self.intersect)
+
+
+@attrs.frozen(slots=True)
+class Plan:
+    query: ast.Query
+    branches: tuple[Branch, ...]
+    sort: str | None
+    select: tuple[str, ...] | None
+    # Attributes fetched for local filters or the merge but not asked for: dropped from output.
+    fetch: tuple[str, ...] | None
+    strip: tuple[str, ...]
+    limit: int | None
+    page: tuple[int, int | None] | None
+    warnings: tuple[KQLError, ...] = ()
+
+    @property
+    def matches_nothing(self) -> bool:
+        return not self.branches
+
+    @property
+    def requests(self) -> int:
+        """Listings to fetch (each at least one request; more when results span pages)."""
+        return sum(b.requests for b in self.branches)
+
+    @property
+    def single_request(self) -> bool:
+        return len(self.branches) == 1 and self.branches[0].requests == 1 and not self.branches[0].local
+
+    @property
+    def merge_order(self) -> str:
+        return self.sort or "created_at"
+
+    def to_dict(self) -> dict[str, Any]:
+        from kql.jsonform import _value
+
+        return {
+            "branches": [
+                {
+                    "kql": b.text,
+                    "request": b.request.query_string,
+                    "exclude": [r.query_string for r in b.exclude],
+                    "intersect": [r.query_string for r in b.intersect],
+                    "local": [
+                        {"attribute": f.attribute, "op": f.op, "value": _value(f.value), "negated": f.negated}
+                        for f in b.local
+                    ],
+                }
+                for b in self.branches
+            ],
+            "merge": {"order": self.merge_order, "tie_break": "id", "dedupe": "id"},
+            "sort": self.sort,
+            "select": list(self.select) if self.select else None,
+            "fetch": list(self.fetch) if self.fetch else None,
+            "strip": list(self.strip),
+            "limit": self.limit,
+            "page": list(self.page) if self.page else None,
+            "requests": self.requests,
+            "matches_nothing": self.matches_nothing,
+        }
+
+    def explain(self) -> str:
+        return "\n".join(_explain(self))
+
+    def __str__(self) -> str:
+        return self.explain()
+
+
+def _explain(plan: Plan) -> Iterator[str]:
+    if plan.matches_nothing:
+        yield "matches nothing: the conditions contradict each other; no request is needed"
+        return
+    count = len(plan.branches)
+    yield (
+        f"{plan.requests} listing(s) in {count} branch(es)"
+        + (f", merged by {plan.merge_order} (ties by id), duplicates removed by id" if count > 1 else "")
+    )
+    for number, branch in enumerate(plan.branches, start=1):
+        yield f"branch {number}: {branch.text or '(all customers)'}"
+        yield f"  request:   {_with_clauses(branch.request, plan)}"
+        for request in branch.exclude:
+            yield f"  exclude:   ids of GET /v1/customers?{request.query_string}"
+        for request in branch.intersect:
+            yield f"  intersect: ids of GET /v1/customers?{request.query_string}"
+        for local in branch.local:
+            yield f"  local:     {local.text}  (checked on each returned customer)"
+    if plan.strip:
+        yield f"fetched for local work, not shown: {', '.join(plan.strip)}"
+    if plan.limit is not None:
+        yield f"limit {plan.limit}" + (" after merging" if count > 1 else "")
+    if plan.page is not None:
+        size = plan.page[1]
+        merged = " of the merged stream" if count > 1 else ""
+        yield f"page {plan.page[0]}" + (f" size {size}" if size else "") + merged
+
+
+def _with_clauses(request: Request, plan: Plan) -> str:
+    params = list(request.params)
+    # Without a sort the executor pages by ascending created_at, which new customers cannot disturb.
+    params.append(("sort", plan.merge_order))
+    if plan.fetch:
+        params.append(("fields[customers]", ",".join(plan.fetch)))
+    return "GET /v1/customers" + (f"?{encode(params)}" if params else "")
+
+
+# ---- normal form ------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Lit:
+    """An API condition, maybe negated. Equal when they mean the same (whatever the spelling)."""
+
+    name: str
+    form: str
+    op: str | None
+    enum_value: str | None
+    values: tuple[str, ...]
+    negated: bool
+    node: ast.Expr = attrs.field(eq=False, repr=False)
+
+    def flipped(self) -> Lit:
+        return attrs.evolve(self, negated=not self.negated)
+
+    def text(self, reg: Registry) -> str:
+        """This literal in canonical KQL (not the source's spelling: `>=` became `>` or `=`)."""
+        from kql.decompiler import form_of
+
+        single = len(self.values) == 1
+        own = reg.find(self.name, self.form, self.op, self.enum_value, negated=self.negated, single=single)
+        if own is not None:
+            return format_expr(form_of(own, self.values, reg))
+        opposite = reg.find(self.name, self.form, self.op, self.enum_value, negated=not self.negated, single=single)
+        assert opposite is not None
+        inner = format_expr(form_of(opposite, self.values, reg))
+        return inner.removeprefix("not ") if inner.startswith("not ") else f"not {inner}"
+
+    @property
+    def position(self) -> int:
+        return self.node.span.start if self.node.span else 0
+
+
+@attrs.frozen(slots=True)
+class LocalLit:
+    attribute: str
+    op: str
+    value_text: str
+    negated: bool
+    local: Local = attrs.field(eq=False, repr=False)
+
+    def flipped(self) -> LocalLit:
+        return attrs.evolve(self, negated=not self.negated)
+
+    def text(self, reg: Registry | None = None) -> str:
+        return ("not " if self.negated else "") + _paren(format_expr(self.local.node))
+
+    @property
+    def position(self) -> int:
+        return self.local.node.span.start if self.local.node.span else 0
+
+
+Literal: TypeAlias = Lit | LocalLit
+
+
+@attrs.frozen(slots=True)
+class _And:
+    items: tuple[_Node, ...]
+
+
+@attrs.frozen(slots=True)
+class _Or:
+    items: tuple[_Node, ...]
+
+
+@attrs.frozen(slots=True)
+class _Not:
+    item: _Node
+
+
+@attrs.frozen(slots=True)
+class _ManyValues:
+    """A predicate of several ids that the API only takes one at a time (either polarity)."""
+
+    lit: Lit
+
+
+_Node: TypeAlias = Lit | LocalLit | _And | _Or | _Not | _ManyValues
+
+
+def _paren(text: str) -> str:
+    return f"({text})" if " and " in text or " or " in text else text
+
+
+def _positive(typed: Typed, reg: Registry) -> _Node:
+    """The typed tree with planner operators rewritten into what the API has."""
+    if isinstance(typed, TAnd):
+        return _And(tuple(_positive(i, reg) for i in typed.items))
+    if isinstance(typed, TOr):
+        return _Or(tuple(_positive(i, reg) for i in typed.items))
+    if isinstance(typed, TNot):
+        return _Not(_positive(typed.item, reg))
+    if isinstance(typed, Local):
+        from kql.formatter import format_value
+
+        return LocalLit(typed.attribute.name, typed.op, format_value(typed.value), False, typed)
+    return _cond(typed, reg)
+
+
+def _cond(cond: Cond, reg: Registry) -> _Node:
+    def lit(op: str | None, values: tuple[str, ...], enum_value: str | None = cond.enum_value) -> Lit:
+        return Lit(cond.name, cond.form, op, enum_value, values, False, cond.node)
+
+    if cond.form == "enum" and cond.op in ("in", "!="):
+        each = tuple(lit(None, ("true",), v) for v in cond.values)
+        return _Not(each[0]) if cond.op == "!=" else _either(each)
+    if cond.op == ">=" or cond.op == "<=":
+        return _Or((lit(cond.op[0], cond.values), lit("=", cond.values)))
+    if cond.op == "!=":
+        return _Not(lit("=", cond.values))
+    if cond.op == "in":
+        op = "=" if cond.form == "comparison" else None
+        return _either(tuple(lit(op, (v,)) for v in dict.fromkeys(cond.values)))
+    single = lit(cond.op, cond.values)
+    many = reg.find(cond.name, cond.form, cond.op, cond.enum_value, negated=False, single=False)
+    if len(cond.values) > 1 and many is None:
+        # `sent(bc_1, bc_2)`: sent any of them. (`not sent(…)` is handled when negated.)
+        return _ManyValues(single)
+    return single
+
+
+def _either(items: tuple[_Node, ...]) -> _Node:
+    return items[0] if len(items) == 1 else _Or(items)
+
+
+def _nnf(node: Any, negate: bool, reg: Registry) -> _Node:
+    """Push every `not` down to the literals (De Morgan)."""
+    if isinstance(node, _Not):
+        return _nnf(node.item, not negate, reg)
+    if isinstance(node, _And | _Or):
+        items = tuple(_nnf(i, negate, reg) for i in node.items)
+        flip = isinstance(node, _And) == negate
+        return _Or(items) if flip else _And(items)
+    if isinstance(node, _ManyValues):
+        lit = node.lit.flipped() if negate else node.lit
+        if reg.find(lit.name, lit.form, lit.op, lit.enum_value, negated=lit.negated, single=False):
+            return lit  # `not sent(bc_1, bc_2)` is one parameter
+        singles = tuple(attrs.evolve(lit, values=(v,)) for v in lit.values)
+        return _And(singles) if negate else _Or(singles)
+    if isinstance(node, Lit | LocalLit):
+        return node.flipped() if negate else node
+    raise TypeError(node)
+
+
+def _dnf(node: _Node, cap: int, query: ast.Query) -> list[list[Literal]]:
+    """Disjunctive normal form: a list of conjunctions of literals."""
+    if isinstance(node, Lit | LocalLit):
+        return [[node]]
+    if isinstance(node, _Or):
+        out = [conj for item in node.items for conj in _dnf(item, cap, query)]
+        _cap(len(out), cap, query)
+        return out
+    assert isinstance(node, _And)
+    product: list[list[Literal]] = [[]]
+    for item in node.items:
+        options = _dnf(item, cap, query)
+        _cap(len(product) * len(options), cap, query)
+        product = [left + right for left in product for right in options]
+    return product
+
+
+def _cap(size: int, cap: int, query: ast.Query) -> None:
+    if size > cap:
+        raise KQLError(
+            "E307",
+            f"the query expands to more than {cap} branches (requests)",
+            query.filter.span if query.filter else None,
+            "an 'and' of several 'or's multiplies out: factor common conditions, or split the query",
+        )
+
+
+def _simplify(conjunctions: list[list[Literal]]) -> list[list[Literal]]:
+    """Drop contradictions, duplicates and absorbed branches; join `c∧x ∨ c∧¬x` into `c`."""
+    sets: list[frozenset[Literal]] = []
+    for conj in conjunctions:
+        unique = frozenset(conj)
+        if any(lit.flipped() in unique for lit in unique):
+            continue  # x and not x
+        sets.append(unique)
+    changed = True
+    while changed:
+        changed = False
+        sets = list(dict.fromkeys(sets))
+        # Absorption: a branch that contains another branch adds nothing.
+        kept = [s for s in sets if not any(other < s for other in sets)]
+        if len(kept) != len(sets):
+            sets, changed = kept, True
+        for i, a in enumerate(sets):
+            for b in sets[i + 1 :]:
+                diff_a, diff_b = a - b, b - a
+                if len(diff_a) == 1 and len(diff_b) == 1 and next(iter(diff_a)).flipped() in diff_b:
+                    sets = [s for s in sets if s not in (a, b)] + [a & b]
+                    changed = True
+                    break
+            if changed:
+                break
+    # Literals in the order they are written in the query.
+    return [sorted(s, key=lambda lit: (lit.position, repr(lit))) for s in sets]
+
+
+# ---- branches ---------------------------------------------------------------------------
+
+
+def _send(lit: Lit, reg: Registry) -> Send | None:
+    entry = reg.find(lit.name, lit.form, lit.op, lit.enum_value, negated=lit.negated, single=len(lit.values) == 1)
+    return None if entry is None else Send(entry, lit.values, lit.node)
+
+
+class _BranchBuilder:
+    def __init__(self, reg: Registry, now: datetime) -> None:
+        self.reg = reg
+        self.now = now
+
+    def build(self, conj: list[Literal]) -> Branch | None:
+        sends: list[Send] = []
+        excluded: list[Send] = []
+        local: list[LocalFilter] = []
+        for lit in conj:
+            if isinstance(lit, LocalLit):
+                local.append(self.local(lit))
+                sends.extend(self.pushdown(lit))
+                continue
+            send = _send(lit, self.reg)
+            if send is not None:
+                sends.append(send)
+                continue
+            opposite = _send(lit.flipped(), self.reg)
+            if opposite is None:  # the validator only lets through forms with some parameter
+                raise AssertionError(f"no parameter for {lit}")
+            excluded.append(opposite)
+        merged = merge_sends(sends, self.reg)
+        if merged.nothing:
+            return None
+        main_sends = [s for s in sends if s not in merged.conflicts]
+        main = Request(tuple(merge_sends(main_sends, self.reg).encoded()))
+        intersect = []
+        for conflict in merged.conflicts:
+            others = [s for s in main_sends if _group(s.entry) != _group(conflict.entry)]
+            narrowed = merge_sends([*others, conflict], self.reg)
+            if narrowed.nothing:
+                return None
+            intersect.append(Request(tuple(narrowed.encoded())))
+        exclude = []
+        for send in excluded:
+            within = merge_sends([*main_sends, send], self.reg)
+            if within.nothing or within.conflicts:
+                # Nobody in the branch matches `x`, so there is nothing to leave out; or
+                # `x` needs its own intersection — exclude by `x` alone (exact either way).
+                if within.nothing:
+                    continue
+                within = merge_sends([send], self.reg)
+            exclude.append(Request(tuple(within.encoded())))
+        text = " and ".join(lit.text(self.reg) for lit in conj)
+        return Branch(main, tuple(exclude), tuple(intersect), tuple(local), text)
+
+    def local(self, lit: LocalLit) -> LocalFilter:
+        return LocalFilter(lit.attribute, lit.local.op, lit.local.value, lit.negated, lit.text(self.reg))
+
+    def pushdown(self, lit: LocalLit) -> list[Send]:
+        """API conditions every customer matching ``lit`` also matches (supersets)."""
+        if lit.negated:
+            return []
+        op, value, attribute = lit.local.op, lit.local.value, lit.attribute
+        contains = self.reg.find(attribute, "comparison", "~", None, negated=False, single=True)
+        string_test = op in ("=", "ends_with", "starts_with") and isinstance(value, ast.Str) and value.value.strip()
+        if contains is not None and string_test:
+            assert isinstance(value, ast.Str)
+            return [Send(contains, (value.value,), lit.local.node)]
+        if attribute == "created_at" and isinstance(value, ast.Date):
+            return self.created(op, value)
+        return []
+
+    def created(self, op: str, value: ast.Date) -> list[Send]:
+        """`created_at >= 2024-01-01` is within `created_in_last(N)` for N days back to that date."""
+        moment = datetime.fromisoformat(value.text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        days = (self.now - moment).total_seconds() / 86400
+        if op in (">", ">=", "="):
+            entry = self.reg.find("created_in_last", "predicate", None, None, negated=False, single=True)
+            # One extra day of margin: the API's day boundary may not be ours.
+            return [Send(entry, (str(max(1, math.ceil(days) + 1)),), value)] if entry else []  # type: ignore[arg-type]
+        if op in ("<", "<=") and days >= 2:
+            entry = self.reg.find("created_in_last", "predicate", None, None, negated=True, single=True)
+            return [Send(entry, (str(math.floor(days) - 1),), value)] if entry else []  # type: ignore[arg-type]
+        return []
+
+
+def _group(entry: Filter) -> str:
+    return entry.merge_into or entry.param
+
+
+# ---- entry point ------------------------------------------------------------------------
+
+
+def plan_query(
+    text_or_query: str | ast.Query,
+    segments: Segments | None = None,
+    reg: Registry | None = None,
+    max_branches: int = MAX_BRANCHES,
+    max_requests: int | None = None,
+    now: datetime | None = None,
+) -> Plan:
+    """Plan any KQL query. Raises KQLError for invalid queries and exceeded budgets."""
+    reg = reg or registry()
+    source = text_or_query if isinstance(text_or_query, str) else None
+    query = parse(text_or_query) if isinstance(text_or_query, str) else text_or_query
+    query = expand(query, segments, source)
+    checked = validate(query, source, reg)
+    try:
+        branches = _branches(checked.filter, reg, max_branches, query, now or datetime.now(UTC))
+    except KQLError as error:
+        raise error.with_source(source) if source is not None else error from None
+    needed = _needed_attributes(branches, checked.sort)
+    fetch, strip = _fields(checked.fields, needed)
+    result = Plan(
+        query=query,
+        branches=tuple(branches),
+        sort=checked.sort,
+        select=checked.fields,
+        fetch=fetch,
+        strip=strip,
+        limit=checked.limit,
+        page=checked.page,
+        warnings=checked.warnings,
+    )
+    if max_requests is not None and result.requests > max_requests:
+        over = KQLError(
+            "E308",
+            f"the plan needs at least {result.requests} requests; the budget is {max_requests}",
+            query.filter.span if query.filter else None,
+            "raise --max-requests, or narrow the query (kql explain shows where the requests go)",
+        )
+        raise over.with_source(source) if source is not None else over
+    return result
+
+
+def _branches(typed: Typed | None, reg: Registry, cap: int, query: ast.Query, now: datetime) -> list[Branch]:
+    builder = _BranchBuilder(reg, now)
+    if typed is None:
+        return [Branch(Request(()))]
+    conjunctions = _simplify(_dnf(_nnf(_positive(typed, reg), False, reg), cap, query))
+    if any(not conj for conj in conjunctions):
+        return [Branch(Request(()))]  # a tautology: every customer
+    built = (builder.build(conj) for conj in conjunctions)
+    return [b for b in built if b is not None]
+
+
+def _needed_attributes(branches: Sequence[Branch], sort: str | None) -> list[str]:
+    needed = [f.attribute for b in branches for f in b.local]
+    if len(branches) > 1 or needed:
+        # Merging streams compares the sort key (created_at by default) of each customer.
+        needed.append((sort or "created_at").lstrip("-"))
+    return list(dict.fromkeys(needed))
+
+
+def _fields(select: Sequence[str] | None, needed: list[str]) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+    if not select:
+        return None, ()  # every attribute comes back anyway
+    extra = tuple(a for a in needed if a not in select)
+    return tuple(select) + extra, extra
