@@ -18,7 +18,7 @@ from kql.errors import KQLError, Span, raise_all
 from kql.parser import parse
 from kql.registry import Filter, Registry, registry
 from kql.segments import Segments
-from kql.validate import Cond, Local, TAnd, TNot, TOr, Typed, validate
+from kql.validate import Cond, Local, TAnd, TNot, TOr, Typed, Validated, validate
 
 Param = tuple[str, str]
 
@@ -80,9 +80,8 @@ def compile_query(
     """Compile KQL text (or a parsed Query) into one request. Raises KQLError."""
     reg = reg or registry()
     source = text_or_query if isinstance(text_or_query, str) else None
-    query = parse(text_or_query) if isinstance(text_or_query, str) else text_or_query
-    query = expand(query, segments, source)
-    checked = validate(query, source, reg)
+    checked = check(text_or_query, segments, reg)
+    query = checked.query
     sends, errors = _conjuncts(checked.filter, reg)
     raise_all(errors, source)
     merged = merge_sends(sends, reg)
@@ -112,6 +111,13 @@ def compile_query(
         sort=checked.sort,
         fields=checked.fields,
     )
+
+
+def check(text_or_query: str | ast.Query, segments: Segments | None, reg: Registry) -> Validated:
+    """The front half shared by the compiler and the planner: parse, expand segments, validate."""
+    source = text_or_query if isinstance(text_or_query, str) else None
+    query = parse(text_or_query) if isinstance(text_or_query, str) else text_or_query
+    return validate(expand(query, segments, source), source, reg)
 
 
 def expand(query: ast.Query, segments: Segments | None, source: str | None) -> ast.Query:

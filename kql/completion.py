@@ -273,24 +273,24 @@ class _Context:
 
     def list_field(self) -> str | None:
         """The field of `field in (…` when the cursor is inside the list."""
-        for index in range(len(self.tokens) - 1, -1, -1):
-            kind = self.tokens[index].type
-            if kind == "LPAR":
-                if index >= 2 and self.tokens[index - 1].type == "IN":
-                    return str(self.tokens[index - 2])
-                return None
-            if kind not in ("COMMA", "NAME", "INT", "DECIMAL", "STRING", "DURATION", "DATE", "NULL"):
-                return None
+        index = self.open_paren()
+        if index is not None and index >= 2 and self.tokens[index - 1].type == "IN":
+            return str(self.tokens[index - 2])
         return None
 
     def call_name(self) -> str | None:
         """The predicate whose argument list the cursor is in."""
+        index = self.open_paren()
+        if index is not None and index >= 1 and self.tokens[index - 1].type == "NAME":
+            return str(self.tokens[index - 1])
+        return None
+
+    def open_paren(self) -> int | None:
+        """The index of the `(` of the value list the cursor is in, if it is in one."""
         for index in range(len(self.tokens) - 1, -1, -1):
             kind = self.tokens[index].type
             if kind == "LPAR":
-                if index >= 1 and self.tokens[index - 1].type == "NAME":
-                    return str(self.tokens[index - 1])
-                return None
+                return index
             if kind not in ("COMMA", "NAME", "INT", "DECIMAL", "STRING", "DURATION", "DATE", "NULL"):
                 return None
         return None

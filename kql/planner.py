@@ -28,13 +28,12 @@ from typing import Any, TypeAlias
 import attrs
 
 from kql import ast
-from kql.compiler import Param, Send, encode, expand, merge_sends
+from kql.compiler import Param, Send, check, encode, merge_sends
 from kql.errors import KQLError
 from kql.formatter import format_expr
-from kql.parser import parse
 from kql.registry import Filter, Registry, registry
 from kql.segments import Segments
-from kql.validate import Cond, Local, TAnd, TNot, TOr, Typed, validate
+from kql.validate import Cond, Local, TAnd, TNot, TOr, Typed
 
 MAX_BRANCHES = 32
 
@@ -489,9 +488,8 @@ def plan_query(
     """Plan any KQL query. Raises KQLError for invalid queries and exceeded budgets."""
     reg = reg or registry()
     source = text_or_query if isinstance(text_or_query, str) else None
-    query = parse(text_or_query) if isinstance(text_or_query, str) else text_or_query
-    query = expand(query, segments, source)
-    checked = validate(query, source, reg)
+    checked = check(text_or_query, segments, reg)
+    query = checked.query
     try:
         branches = _branches(checked.filter, reg, max_branches, query, now or datetime.now(UTC))
     except KQLError as error:
