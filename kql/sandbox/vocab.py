@@ -74,6 +74,17 @@ COUNTS: dict[str, int] = {
     "assessment": 6, "broadcast": 12, "newsletter": 4, "sequence": 6,
 }
 
+# Share of a site's customers holding item k of a kind: max(0.4%, base / k**power).
+POPULARITY: dict[str, tuple[float, float]] = {
+    "tag": (0.45, 0.9), "offer": (0.30, 0.8), "product": (0.35, 0.8), "form": (0.25, 0.7), "event": (0.12, 0.5),
+    "assessment": (0.15, 0.6), "newsletter": (0.45, 0.8), "sequence": (0.20, 0.7),
+}
+MIN_SHARE = 0.004
+# Splits of holders: active product, passed assessment, still subscribed to the newsletter.
+SPLITS: dict[str, float] = {"product": 0.85, "assessment": 0.70, "newsletter": 0.88}
+# Each broadcast reaches between these shares of the customers with email data.
+BROADCAST_REACH: tuple[float, float] = (0.15, 0.45)
+
 TAG_NAMES: tuple[str, ...] = (
     "Lead", "Newsletter", "Customer", "VIP Customer", "Webinar Attendee", "Free Trial", "Podcast Listener",
     "Course Graduate", "Affiliate", "Coaching Client", "Community Member", "Black Friday 2024", "Cart Abandoned",

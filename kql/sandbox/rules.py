@@ -1,0 +1,215 @@
+"""The SQL rule behind every `filter[…]` parameter of the registry.
+
+A rule turns the parsed value(s) of one parameter into a SQL condition over
+``customers c``. Parsing is the registry's business (value type, arity, multi-value
+encoding: see `kql.sandbox.params`); rules only ever see typed values. `RULES` must
+cover the registry exactly: `check_rules` runs at import, so a filter added to
+registry.toml without a rule here stops the sandbox (and its tests) from starting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from kql.registry import Registry, registry
+
+DAY = 86_400
+Value = int | str | Decimal
+Params = list[object]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a rule may need besides its value: the request's clock."""
+
+    now: int
+
+
+@dataclass(frozen=True)
+class Rule:
+    build: Callable[[Sequence[Value], Context], tuple[str, Params]]
+    doc: str  # the rule in words, for docs/sandbox.md
+    example: str | None = None  # a value that selects someone, for string filters
+
+
+def _member(table: str, key: str, extra: str = "", *, negate: bool = False) -> Callable[..., tuple[str, Params]]:
+    op = "NOT IN" if negate else "IN"
+
+    def build(values: Sequence[Value], ctx: Context) -> tuple[str, Params]:
+        sql = f"c.id {op} (SELECT customer_id FROM {table} WHERE {key} = ?{extra})"
+        return sql, [values[0]]
+
+    return build
+
+
+def has(table: str, key: str, what: str, extra: str = "", *, negate: bool = False) -> Rule:
+    verb = "has no" if negate else "has a"
+    return Rule(_member(table, key, extra, negate=negate), f"{verb} `{table}` row for the id{what}")
+
+
+def has_all(table: str, key: str) -> Rule:
+    def build(values: Sequence[Value], ctx: Context) -> tuple[str, Params]:
+        parts = [f"c.id IN (SELECT customer_id FROM {table} WHERE {key} = ?)"] * len(values)
+        return "(" + " AND ".join(parts) + ")", list(values)
+
+    return Rule(build, f"has a `{table}` row for every one of the ids")
+
+
+def has_none_of(table: str, key: str) -> Rule:
+    def build(values: Sequence[Value], ctx: Context) -> tuple[str, Params]:
+        marks = ",".join("?" * len(values))
+        return f"c.id NOT IN (SELECT customer_id FROM {table} WHERE {key} IN ({marks}))", list(values)
+
+    return Rule(build, f"has no `{table}` row for any of the ids")
+
+
+def within(column: str, *, negate: bool = False) -> Rule:
+    def build(values: Sequence[Value], ctx: Context) -> tuple[str, Params]:
+        cutoff = ctx.now - int(values[0]) * DAY
+        if negate:
+            return f"(c.{column} IS NULL OR c.{column} < ?)", [cutoff]
+        return f"c.{column} >= ?", [cutoff]
+
+    if negate:
+        return Rule(build, f"`{column}` is null or earlier than now − N days (the exact complement)")
+    return Rule(build, f"`{column}` is at or after now − N days")
+
+
+def contains(column: str, example: str) -> Rule:
+    def build(values: Sequence[Value], ctx: Context) -> tuple[str, Params]:
+        needle = str(values[0])
+        if needle.isascii():  # SQLite's lower() folds ASCII only; that suffices for an ASCII needle
+            return f"instr(lower(c.{column}), ?) > 0", [needle.lower()]
+        return f"instr(kql_fold(c.{column}), ?) > 0", [needle.casefold()]
+
+    return Rule(build, f"`{column}` contains the text, case-insensitively (null never matches)", example)
+
+
+def search() -> Rule:
+    def build(values: Sequence[Value], ctx: Context) -> tuple[str, Params]:
+        terms = str(values[0]).split()
+        parts: list[str] = []
+        params: Params = []
+        for term in terms:
+            fold = "lower" if term.isascii() else "kql_fold"
+            parts.append(f"(instr({fold}(c.name), ?) > 0 OR instr(c.email, ?) > 0)")
+            folded = term.lower() if term.isascii() else term.casefold()
+            params += [folded, folded]
+        return "(" + " AND ".join(parts) + ")", params
+
+    return Rule(build, "every whitespace-separated word occurs in `name` or `email`, case-insensitively", "smith")
+
+
+def column_is(sql: str, doc: str) -> Rule:
+    return Rule(lambda values, ctx: (sql, []), doc)
+
+
+def money(op: str) -> Rule:
+    def build(values: Sequence[Value], ctx: Context) -> tuple[str, Params]:
+        cents = Decimal(values[0]) * 100
+        return f"c.net_revenue {op} ?", [int(cents) if cents == cents.to_integral_value() else float(cents)]
+
+    return Rule(build, f"`net_revenue` (in cents) {op} the amount × 100")
+
+
+def _broadcast(flag: str | None, *, negate: bool = False) -> Rule:
+    extra = f" AND {flag} = 1" if flag else ""
+    what = f" with `{flag}` = 1" if flag else ""
+    return has("broadcast_events", "broadcast_id", what, extra, negate=negate)
+
+
+RULES: dict[str, Rule] = {
+    "site_id": Rule(lambda v, ctx: ("c.site_id = ?", [v[0]]), "`site_id` equals the id"),
+    "search": search(),
+    "net_revenue_equal_to": money("="),
+    "net_revenue_greater_than": money(">"),
+    "net_revenue_less_than": money("<"),
+    "name_contains": contains("name", "smith"),
+    "email_contains": contains("email", "@example.com"),
+    "phone_number_contains": contains("phone_number", "555"),
+    "mobile_phone_number_contains": contains("mobile_phone_number", "555"),
+    "address_line_1_contains": contains("address_line_1", "Main"),
+    "address_line_2_contains": contains("address_line_2", "Suite"),
+    "address_city_contains": contains("address_city", "Berlin"),
+    "address_state_contains": contains("address_state", "CA"),
+    "address_country_contains": contains("address_country", "DE"),
+    "address_zip_contains": contains("address_zip", "101"),
+    "healthy_contacts_with_open_data": column_is("c.engagement = 'healthy'", "`engagement` is healthy"),
+    "passive_contacts_with_open_data": column_is("c.engagement = 'passive'", "`engagement` is passive"),
+    "unengaged_contacts_with_open_data": column_is("c.engagement = 'unengaged'", "`engagement` is unengaged"),
+    "inactive_contacts_with_open_data": column_is("c.engagement = 'inactive'", "`engagement` is inactive"),
+    "subscribed": column_is("c.subscribed = 1", "currently subscribed to marketing email (`subscribed` = 1)"),
+    "never_subscribed": column_is("c.subscribed_at IS NULL", "never subscribed (`subscribed_at` is null)"),
+    "is_hidden": column_is("c.is_hidden = 1", "`is_hidden` = 1"),
+    "is_hard_bouncing": column_is("c.is_hard_bouncing = 1", "`is_hard_bouncing` = 1"),
+    "is_suppressed": column_is("c.is_suppressed = 1", "`is_suppressed` = 1 (every complainer is suppressed)"),
+    "created_in_last": within("created_at"),
+    "not_created_in_last": within("created_at", negate=True),
+    "joined_in_last": within("joined_at"),
+    "active_in_last": within("last_request_at"),
+    "inactive_in_last": within("last_request_at", negate=True),
+    "subscribed_in_last": within("subscribed_at"),
+    "unsubscribed_in_last": within("unsubscribed_at"),
+    "opened_email_in_last": within("last_opened_at"),
+    "not_opened_email_in_last": within("last_opened_at", negate=True),
+    "delivered_email_in_last": within("last_delivered_at"),
+    "not_delivered_email_in_last": within("last_delivered_at", negate=True),
+    "clicked_email_in_last": within("last_clicked_at"),
+    "not_clicked_email_in_last": within("last_clicked_at", negate=True),
+    "bounced_in_last": within("bounced_at"),
+    "complained_in_last": within("complained_at"),
+    "manually_unsubscribed_in_last": within("manually_unsubscribed_at"),
+    "opted_out_in_last": within("opted_out_at"),
+    "has_tag_id": has("customer_tags", "tag_id", ""),
+    "has_no_tag_id": has("customer_tags", "tag_id", "", negate=True),
+    "has_all_tag_id": has_all("customer_tags", "tag_id"),
+    "has_offer_id": has("offer_grants", "offer_id", ""),
+    "has_no_offer_id": has("offer_grants", "offer_id", "", negate=True),
+    "has_product_id": has("product_access", "product_id", " (active or not)"),
+    "has_no_product_id": has("product_access", "product_id", " (active or not)", negate=True),
+    "has_active_product_id": has("product_access", "product_id", " with `active` = 1", " AND active = 1"),
+    "previously_owned_product_id": has("product_access", "product_id", " with `active` = 0", " AND active = 0"),
+    "used_coupon_code": Rule(
+        lambda v, ctx: ("c.id IN (SELECT customer_id FROM coupon_uses WHERE code = ?)", [str(v[0]).upper()]),
+        "has a `coupon_uses` row for the code, compared case-insensitively (codes are stored upper-case)",
+        "SPRING24",
+    ),
+    "submitted_form_id": has("form_submissions", "form_id", ""),
+    "no_submitted_form_id": has("form_submissions", "form_id", "", negate=True),
+    "registered_event_id": has("event_registrations", "event_id", ""),
+    "not_registered_event_id": has("event_registrations", "event_id", "", negate=True),
+    "completed_assessment_id": has("assessment_results", "assessment_id", " (passed or failed)"),
+    "passed_assessment_id": has("assessment_results", "assessment_id", " with `passed` = 1", " AND passed = 1"),
+    "failed_assessment_id": has("assessment_results", "assessment_id", " with `passed` = 0", " AND passed = 0"),
+    "sent_email_broadcast_id": _broadcast(None),
+    "no_sent_email_broadcast_id": _broadcast(None, negate=True),
+    "no_sent_email_broadcast_ids": has_none_of("broadcast_events", "broadcast_id"),
+    "no_delivered_email_broadcast_id": _broadcast("delivered", negate=True),
+    "opened_email_broadcast_id": _broadcast("opened"),
+    "no_opened_email_broadcast_id": _broadcast("opened", negate=True),
+    "clicked_email_broadcast_id": _broadcast("clicked"),
+    "no_clicked_email_broadcast_id": _broadcast("clicked", negate=True),
+    "bounced_email_broadcast_id": _broadcast("bounced"),
+    "no_bounced_email_broadcast_id": _broadcast("bounced", negate=True),
+    "dropped_email_broadcast_id": _broadcast("dropped"),
+    "no_dropped_email_broadcast_id": _broadcast("dropped", negate=True),
+    "subscribed_newsletter_id": has("newsletter_subscriptions", "newsletter_id", " with `subscribed` = 1",
+                                    " AND subscribed = 1"),
+    "unsubscribed_newsletter_id": has("newsletter_subscriptions", "newsletter_id", " with `subscribed` = 0",
+                                      " AND subscribed = 0"),
+    "subscribed_email_sequence_id": has("sequence_subscriptions", "sequence_id", ""),
+    "not_subscribed_email_sequence_id": has("sequence_subscriptions", "sequence_id", "", negate=True),
+}
+
+
+def check_rules(reg: Registry | Iterable[str], rules: dict[str, Rule] = RULES) -> None:
+    """Raise unless the rules cover exactly the registry's parameters."""
+    params = {f.param for f in reg} if isinstance(reg, Registry) else set(reg)
+    missing, extra = sorted(params - set(rules)), sorted(set(rules) - params)
+    if missing or extra:
+        raise RuntimeError(f"sandbox rules out of step with the registry: missing {missing}, unknown {extra}")
+
+
+check_rules(registry())

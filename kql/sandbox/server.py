@@ -1,0 +1,100 @@
+"""HTTP on 127.0.0.1: reads requests, applies faults, writes `Response`s."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from kql.sandbox.api import App, Response, document
+from kql.sandbox.errors import ApiError
+from kql.sandbox.faults import Faults, Stats
+
+MAX_BODY = 1 << 20
+
+
+class SandboxServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, port: int, app: App, faults: Faults, stats: Stats) -> None:
+        super().__init__(("127.0.0.1", port), Handler)
+        self.app, self.faults, self.stats = app, faults, stats
+        app.base = f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so clients can pool connections
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stalls
+    server: SandboxServer
+    server_version = "kql-sandbox"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: tests and benchmarks run thousands of requests
+
+    def _serve(self) -> None:
+        server = self.server
+        server.stats.bump("requests")
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(min(length, MAX_BODY)) if length > 0 else b""
+        decision = server.faults.decide()
+        if decision.delay:
+            time.sleep(decision.delay)
+        if decision.status == 429:
+            server.stats.bump("rate_limited")
+            error = ApiError(429, "rate limit exceeded", title="Too Many Requests")
+            response = document(429, error.document(), **{"Retry-After": str(decision.retry_after)})
+        elif decision.status == 503:
+            server.stats.bump("unavailable")
+            error = ApiError(503, "the sandbox is injecting errors (--error-rate)")
+            response = document(503, error.document(), **{"Retry-After": str(decision.retry_after)})
+        else:
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            issued_before = server.app.tokens.issued
+            try:
+                response = server.app.handle(self.command, self.path, headers, body)
+            except Exception as exc:  # a bug must still answer JSON:API, never a traceback
+                response = document(500, ApiError(500, f"sandbox error: {type(exc).__name__}").document())
+            if server.app.tokens.issued > issued_before:
+                server.stats.bump("tokens_issued", server.app.tokens.issued - issued_before)
+        self._write(response, drop=decision.drop)
+
+    def _write(self, response: Response, *, drop: bool) -> None:
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        for key, value in response.headers.items():
+            self.send_header(key, value)
+        if response.status == 401:
+            self.send_header("WWW-Authenticate", 'Bearer realm="kql-sandbox"')
+        self.end_headers()
+        if drop and len(response.body) > 1:
+            # Half the promised body, then a hard close: the client sees a truncated response.
+            self.server.stats.bump("dropped")
+            self.wfile.write(response.body[: len(response.body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(response.body)
+
+
