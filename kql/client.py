@@ -1,0 +1,605 @@
+"""``kql.Client`` and ``kql.AsyncClient``: run KQL queries against the Kajabi API.
+
+    with kql.Client(token="…", site_id="123") as client:
+        for customer in client.customers("net_revenue > 100 sort -created_at"):
+            print(customer["id"], customer["email"])
+
+Each client owns one httpx client. The first page of a query tells how many
+pages there are; the rest are fetched concurrently (``concurrency`` at a time,
+a bounded window ahead of the reader) and yielded in page order, so memory
+stays flat however large the result. The policy pieces live in small modules:
+auth (tokens), retry (when and how long), pagination (which pages, checks,
+dedupe), origin (where the token may go), apierror (what failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httpx
+
+from kql.apierror import APIError, ConfigError, ExecutorError, PaginationError, RedirectRefused, TransportError
+from kql.auth import AsyncTokenSource, ClientCredentials, Credentials, StaticToken, TokenSource
+from kql.origin import check_base_url, describe_origin, same_origin
+from kql.pagination import DEFAULT_MAX_PAGE_SIZE, Page, Pager, Record, parse_page
+from kql.retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
+
+if TYPE_CHECKING:
+    from kql.ast import Query
+
+__all__ = ["AsyncClient", "AsyncCustomers", "Client", "Customers", "RetryPolicy"]
+
+DEFAULT_BASE_URL = "https://api.kajabi.com"
+CUSTOMERS_PATH = "/v1/customers"
+TOKEN_PATH = "/v1/oauth/token"
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class CompiledLike(Protocol):
+    """What the executor reads from ``kql.compile``: one request and how to page it."""
+
+    @property
+    def params(self) -> list[tuple[str, str]]: ...
+    @property
+    def matches_nothing(self) -> bool: ...
+    @property
+    def limit(self) -> int | None: ...
+    @property
+    def page(self) -> tuple[int, int | None] | None: ...
+    @property
+    def sort(self) -> str | None: ...
+
+
+def _compile(query: str | Query | CompiledLike) -> CompiledLike:
+    if isinstance(query, str) or not hasattr(query, "params"):
+        from kql.compiler import compile_query
+
+        return compile_query(query)
+    return query  # type: ignore[return-value]
+
+
+def _retryable(exc: httpx.TransportError) -> bool:
+    # Timeouts, refused/reset connections, and a peer closing mid-response. Not: bad
+    # URLs, unsupported protocols, proxies misconfigured locally, local protocol misuse.
+    return isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    kind = {
+        httpx.ConnectTimeout: "connection timed out",
+        httpx.ReadTimeout: "read timed out",
+        httpx.WriteTimeout: "write timed out",
+        httpx.PoolTimeout: "no free connection in time",
+        httpx.ConnectError: "could not connect",
+        httpx.RemoteProtocolError: "the connection was dropped or the response was malformed",
+        httpx.ReadError: "the connection failed while reading",
+    }.get(type(exc), type(exc).__name__)
+    detail = str(exc).strip()
+    return f"{kind} ({detail})" if detail and len(detail) < 200 else kind
+
+
+def _fault_name(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "connect"
+    return "dropped"
+
+
+class _Base:
+    """Configuration, request building and response handling shared by both clients."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        token: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        site_id: str | int | None = None,
+        timeout: float = 30.0,
+        concurrency: int = 8,
+        retry: RetryPolicy | None = None,
+        max_page_size: int = DEFAULT_MAX_PAGE_SIZE,
+        insecure: bool = False,
+    ) -> None:
+        self.base_url = check_base_url(base_url, insecure=insecure)
+        if token is not None and (client_id or client_secret):
+            raise ConfigError("give either a token or a client id and secret, not both")
+        self._credentials: Credentials
+        if token is not None:
+            try:
+                self._credentials = StaticToken(token)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        elif client_id or client_secret:
+            if not (client_id and client_secret):
+                raise ConfigError("OAuth needs both a client id and a client secret")
+            self._credentials = ClientCredentials(client_id, client_secret)
+        else:
+            raise ConfigError("no credentials: give a token, or a client id and client secret")
+        if concurrency < 1:
+            raise ConfigError("concurrency must be at least 1")
+        if max_page_size < 1:
+            raise ConfigError("max_page_size must be at least 1")
+        if timeout <= 0:
+            raise ConfigError("timeout must be positive")
+        self.site_id = None if site_id is None else str(site_id)
+        self.timeout = timeout
+        self.concurrency = concurrency
+        self.retry = retry or RetryPolicy()
+        self.max_page_size = max_page_size
+        # Counters for progress, tests and benchmarks: requests, retries, faults by kind, token grants.
+        self.stats: Counter[str] = Counter()
+        self._stats_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={str(self.base_url)!r}, auth={self._credentials!r}, "
+            f"site_id={self.site_id!r}, concurrency={self.concurrency})"
+        )
+
+    def _count(self, name: str) -> None:
+        with self._stats_lock:
+            self.stats[name] += 1
+
+    def _secrets(self) -> tuple[str, ...]:
+        return self._credentials.secrets()
+
+    def _url(self, path: str) -> httpx.URL:
+        return self.base_url.copy_with(path=self.base_url.path + path)
+
+    def _pager(self, compiled: CompiledLike, limit: int | None = None) -> Pager:
+        if limit is not None:
+            limit = limit if compiled.limit is None else min(limit, compiled.limit)
+        else:
+            limit = compiled.limit
+        return Pager(
+            compiled.params,
+            limit=limit,
+            page=compiled.page,
+            sort=compiled.sort,
+            site_id=self.site_id,
+            max_page_size=self.max_page_size,
+        )
+
+    def _httpx_options(self) -> dict[str, Any]:
+        from kql import __version__
+
+        return {
+            "timeout": httpx.Timeout(self.timeout),
+            "follow_redirects": False,  # redirects are checked by hand: the token stays on our origin
+            "headers": {"User-Agent": f"kql/{__version__}", "Accept": "application/vnd.api+json, application/json"},
+            "limits": httpx.Limits(
+                max_connections=self.concurrency + 2, max_keepalive_connections=self.concurrency + 2
+            ),
+            "trust_env": False,  # a stray proxy variable must not receive the token
+        }
+
+    def _redirect(self, response: httpx.Response, method: str, redirects: int) -> httpx.URL:
+        """Where a same-origin GET redirect leads; RedirectRefused for anything else."""
+        location = response.headers.get("location", "")
+        target = response.request.url.join(location)
+        if not same_origin(target, self.base_url):
+            raise RedirectRefused(
+                f"the server redirected to another origin ({describe_origin(target)}); "
+                f"kql sends the token only to {describe_origin(self.base_url)}, so it did not follow"
+            )
+        if method != "GET":
+            raise RedirectRefused(f"the server redirected a {method} request ({response.status_code}); not following")
+        if redirects >= MAX_REDIRECTS:
+            raise RedirectRefused(f"more than {MAX_REDIRECTS} redirects")
+        return target
+
+    def _error(self, response: httpx.Response, attempts: int) -> APIError:
+        return APIError.from_response(
+            response.status_code,
+            response.reason_phrase,
+            response.headers.get("content-type", ""),
+            response.content,
+            url=str(response.request.url.copy_with(query=None)),
+            secrets=self._secrets(),
+            attempts=attempts,
+        )
+
+    def _give_up(self, failure: ExecutorError | str, attempts: int, what: str) -> ExecutorError:
+        if isinstance(failure, ExecutorError):
+            return failure
+        suffix = f" after {attempts} attempts" if attempts > 1 else ""
+        return TransportError(f"{what}: {failure}{suffix}", attempts=attempts)
+
+    def _decide(self, response: httpx.Response, attempts: int) -> tuple[Any, ExecutorError | str | None, float | None]:
+        """(decoded body, None, None) on success, or (None, failure, retry-after) for a retryable failure.
+
+        Raises at once for responses that must not be retried.
+        """
+        status = response.status_code
+        if 200 <= status < 300:
+            try:
+                return response.json(), None, None
+            except ValueError:
+                self._count("fault:bad-body")
+                return None, "the response body was not valid JSON (cut short?)", None
+        if status in RETRY_STATUSES:
+            self._count(f"fault:{status}")
+            return None, self._error(response, attempts), parse_retry_after(response.headers.get("retry-after"))
+        raise self._error(response, attempts)
+
+    def _page_request(self, pager: Pager, number: int) -> tuple[httpx.URL, list[tuple[str, str]]]:
+        return self._url(CUSTOMERS_PATH), pager.params(number)
+
+    def _count_params(self, compiled: CompiledLike) -> list[tuple[str, str]]:
+        pager = self._pager(compiled)
+        return [p for p in pager.params(1) if p[0] not in ("page[number]", "page[size]", "sort")] + [
+            ("page[number]", "1"),
+            ("page[size]", "1"),
+        ]
+
+
+class _Progress:
+    """What a stream has done so far; the CLI's progress bar reads it."""
+
+    def __init__(self, pager: Pager) -> None:
+        self._pager = pager
+
+    @property
+    def total_pages(self) -> int | None:
+        return self._pager.total_pages
+
+    @property
+    def total_count(self) -> int | None:
+        return self._pager.first_total
+
+    @property
+    def pages_fetched(self) -> int:
+        return self._pager.pages_seen
+
+    @property
+    def yielded(self) -> int:
+        return self._pager.yielded
+
+    @property
+    def warnings(self) -> list[str]:
+        """Consistency warnings (total_count drift, duplicates removed); final once the stream ends."""
+        return self._pager.warnings()
+
+
+class Customers(_Progress, Iterator[Record]):
+    """A lazy stream of flat customer records ``{"id": …, **attributes}``."""
+
+    def __init__(self, pager: Pager, records: Iterator[Record]) -> None:
+        super().__init__(pager)
+        self._records = records
+
+    def __iter__(self) -> Customers:
+        return self
+
+    def __next__(self) -> Record:
+        return next(self._records)
+
+    def close(self) -> None:
+        """Stop early: queued page requests are cancelled."""
+        close = getattr(self._records, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Customers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncCustomers(_Progress, AsyncIterator[Record]):
+    """The async stream: ``async for record in client.customers(q)``."""
+
+    def __init__(self, pager: Pager, records: AsyncIterator[Record]) -> None:
+        super().__init__(pager)
+        self._records = records
+
+    def __aiter__(self) -> AsyncCustomers:
+        return self
+
+    async def __anext__(self) -> Record:
+        return await self._records.__anext__()
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._records, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    async def __aenter__(self) -> AsyncCustomers:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class Client(_Base):
+    """Synchronous client; page requests run on a small thread pool over one ``httpx.Client``."""
+
+    def __init__(self, base_url: str = DEFAULT_BASE_URL, **options: Any) -> None:
+        super().__init__(base_url, **options)
+        self._http = httpx.Client(**self._httpx_options())
+        self._tokens = TokenSource(self._credentials, self._grant)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._http.close()
+
+    def customers(self, query: str | Query | CompiledLike, *, limit: int | None = None) -> Customers:
+        """Every customer the query matches, lazily, in page order (see docs/executor.md for the order)."""
+        compiled = _compile(query)
+        pager = self._pager(compiled, limit)
+        records: Iterator[Record] = iter(()) if compiled.matches_nothing else self._records(pager)
+        return Customers(pager, records)
+
+    def count(self, query: str | Query | CompiledLike) -> int:
+        """``meta.total_count`` for the query, from one request for a single record."""
+        compiled = _compile(query)
+        if compiled.matches_nothing:
+            return 0
+        body = self._send("GET", self._url(CUSTOMERS_PATH), params=self._count_params(compiled))
+        page = parse_page(1, body)
+        if page.total_count is None:
+            raise PaginationError("the response has no meta.total_count")
+        return page.total_count
+
+    # -- paging ---------------------------------------------------------------
+
+    def _records(self, pager: Pager) -> Iterator[Record]:
+        first = self._fetch(pager, pager.first_number)
+        yield from pager.accept(first)
+        rest = pager.rest(first)
+        if rest is None:  # no total_pages: one page after another while they come back full
+            page = first
+            while pager.wants_next(page):
+                page = self._fetch(pager, page.number + 1)
+                yield from pager.accept(page)
+            return
+        numbers = iter(rest)
+        pool = self._executor()
+        # Up to two pages per worker requested ahead of the reader: workers stay busy, memory stays bounded.
+        window: deque[Future[Page]] = deque(
+            pool.submit(self._fetch, pager, n) for n in islice(numbers, 2 * self.concurrency)
+        )
+        try:
+            while window and not pager.finished:
+                page = window.popleft().result()
+                yield from pager.accept(page)
+                following = next(numbers, None)
+                if following is not None and not pager.finished:
+                    window.append(pool.submit(self._fetch, pager, following))
+        finally:
+            for future in window:
+                future.cancel()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="kql-page")
+            return self._pool
+
+    def _fetch(self, pager: Pager, number: int) -> Page:
+        url, params = self._page_request(pager, number)
+        return parse_page(number, self._send("GET", url, params=params))
+
+    # -- one request, with auth, redirects and retries ------------------------
+
+    def _grant(self, form: dict[str, str]) -> Mapping[str, Any]:
+        self._count("token-grant")
+        body = self._send("POST", self._url(TOKEN_PATH), data=form, authorize=False)
+        if not isinstance(body, dict):
+            raise ExecutorError("the token endpoint did not answer with a JSON object")
+        return body
+
+    def _send(
+        self,
+        method: str,
+        url: httpx.URL,
+        *,
+        params: Sequence[tuple[str, str]] | None = None,
+        data: dict[str, str] | None = None,
+        authorize: bool = True,
+    ) -> Any:
+        started = time.monotonic()
+        attempts = redirects = 0
+        reauthorized = False
+        while True:
+            headers: dict[str, str] = {}
+            generation = 0
+            if authorize:
+                token, generation = self._tokens.get()
+                headers["Authorization"] = f"Bearer {token}"
+            attempts += 1
+            self._count("requests")
+            retry_after: float | None = None
+            try:
+                response = self._http.request(
+                    method, url, params=None if params is None else list(params), data=data, headers=headers
+                )
+            except httpx.TransportError as exc:
+                if not _retryable(exc):
+                    raise TransportError(_describe(exc)) from None
+                self._count(f"fault:{_fault_name(exc)}")
+                failure: ExecutorError | str = _describe(exc)
+            else:
+                if response.status_code in _REDIRECTS:
+                    url, params, redirects = self._redirect(response, method, redirects), None, redirects + 1
+                    attempts -= 1
+                    continue
+                if response.status_code == 401 and authorize and self._credentials.refreshable and not reauthorized:
+                    reauthorized = True  # once: a fresh token refused again is a real refusal
+                    self._count("reauthorize")
+                    self._tokens.invalidate(generation)
+                    attempts -= 1
+                    continue
+                body, problem, retry_after = self._decide(response, attempts)
+                if problem is None:
+                    return body
+                failure = problem
+            delay = self.retry.delay(attempts, time.monotonic() - started, retry_after)
+            if delay is None:
+                if isinstance(failure, APIError):
+                    failure.attempts = attempts
+                    failure.args = (failure._message(),)
+                raise self._give_up(failure, attempts, f"{method} {url.copy_with(query=None)}")
+            self._count("retries")
+            time.sleep(delay)
+
+
+class AsyncClient(_Base):
+    """Asynchronous client over one ``httpx.AsyncClient``; pages run as tasks, ``concurrency`` at a time."""
+
+    def __init__(self, base_url: str = DEFAULT_BASE_URL, **options: Any) -> None:
+        super().__init__(base_url, **options)
+        self._http = httpx.AsyncClient(**self._httpx_options())
+        self._tokens = AsyncTokenSource(self._credentials, self._grant)
+        self._gate: asyncio.Semaphore | None = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def customers(self, query: str | Query | CompiledLike, *, limit: int | None = None) -> AsyncCustomers:
+        compiled = _compile(query)
+        pager = self._pager(compiled, limit)
+        return AsyncCustomers(pager, self._records(pager, compiled.matches_nothing))
+
+    async def count(self, query: str | Query | CompiledLike) -> int:
+        compiled = _compile(query)
+        if compiled.matches_nothing:
+            return 0
+        body = await self._send("GET", self._url(CUSTOMERS_PATH), params=self._count_params(compiled))
+        page = parse_page(1, body)
+        if page.total_count is None:
+            raise PaginationError("the response has no meta.total_count")
+        return page.total_count
+
+    async def _records(self, pager: Pager, nothing: bool) -> AsyncIterator[Record]:
+        if nothing:
+            return
+        first = await self._fetch(pager, pager.first_number)
+        for record in pager.accept(first):
+            yield record
+        rest = pager.rest(first)
+        if rest is None:
+            page = first
+            while pager.wants_next(page):
+                page = await self._fetch(pager, page.number + 1)
+                for record in pager.accept(page):
+                    yield record
+            return
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.concurrency)
+        gate = self._gate
+
+        async def gated(number: int) -> Page:
+            async with gate:
+                return await self._fetch(pager, number)
+
+        numbers = iter(rest)
+        window: deque[asyncio.Task[Page]] = deque(
+            asyncio.ensure_future(gated(n)) for n in islice(numbers, 2 * self.concurrency)
+        )
+        try:
+            while window and not pager.finished:
+                page = await window.popleft()
+                for record in pager.accept(page):
+                    yield record
+                following = next(numbers, None)
+                if following is not None and not pager.finished:
+                    window.append(asyncio.ensure_future(gated(following)))
+        finally:
+            for task in window:
+                task.cancel()
+            await asyncio.gather(*window, return_exceptions=True)  # collect them: no "never retrieved" noise
+
+    async def _fetch(self, pager: Pager, number: int) -> Page:
+        url, params = self._page_request(pager, number)
+        return parse_page(number, await self._send("GET", url, params=params))
+
+    async def _grant(self, form: dict[str, str]) -> Mapping[str, Any]:
+        self._count("token-grant")
+        body = await self._send("POST", self._url(TOKEN_PATH), data=form, authorize=False)
+        if not isinstance(body, dict):
+            raise ExecutorError("the token endpoint did not answer with a JSON object")
+        return body
+
+    async def _send(
+        self,
+        method: str,
+        url: httpx.URL,
+        *,
+        params: Sequence[tuple[str, str]] | None = None,
+        data: dict[str, str] | None = None,
+        authorize: bool = True,
+    ) -> Any:
+        # The same loop as Client._send, awaiting instead of blocking.
+        started = time.monotonic()
+        attempts = redirects = 0
+        reauthorized = False
+        while True:
+            headers: dict[str, str] = {}
+            generation = 0
+            if authorize:
+                token, generation = await self._tokens.get()
+                headers["Authorization"] = f"Bearer {token}"
+            attempts += 1
+            self._count("requests")
+            retry_after: float | None = None
+            try:
+                response = await self._http.request(
+                    method, url, params=None if params is None else list(params), data=data, headers=headers
+                )
+            except httpx.TransportError as exc:
+                if not _retryable(exc):
+                    raise TransportError(_describe(exc)) from None
+                self._count(f"fault:{_fault_name(exc)}")
+                failure: ExecutorError | str = _describe(exc)
+            else:
+                if response.status_code in _REDIRECTS:
+                    url, params, redirects = self._redirect(response, method, redirects), None, redirects + 1
+                    attempts -= 1
+                    continue
+                if response.status_code == 401 and authorize and self._credentials.refreshable and not reauthorized:
+                    reauthorized = True
+                    self._count("reauthorize")
+                    self._tokens.invalidate(generation)
+                    attempts -= 1
+                    continue
+                body, problem, retry_after = self._decide(response, attempts)
+                if problem is None:
+                    return body
+                failure = problem
+            delay = self.retry.delay(attempts, time.monotonic() - started, retry_after)
+            if delay is None:
+                if isinstance(failure, APIError):
+                    failure.attempts = attempts
+                    failure.args = (failure._message(),)
+                raise self._give_up(failure, attempts, f"{method} {url.copy_with(query=None)}")
+            self._count("retries")
+            await asyncio.sleep(delay)

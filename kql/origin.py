@@ -1,0 +1,57 @@
+"""The configured origin: the one place a token may be sent.
+
+Plain ``http://`` leaks the token to anyone on the path, so it is refused unless
+the host is loopback (the sandbox, tests) or the user explicitly allows it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import httpx
+
+from kql.apierror import ConfigError
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(base_url: str, *, insecure: bool = False) -> httpx.URL:
+    """The API origin as a URL without a trailing slash; ConfigError if it is unusable or unsafe."""
+    try:
+        url = httpx.URL(base_url.strip())
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ConfigError(f"invalid base URL {base_url!r}: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError(f"the base URL must be http(s)://host[:port], not {base_url!r}")
+    if url.userinfo:
+        raise ConfigError("the base URL must not carry credentials; use --token or KAJABI_TOKEN")
+    if url.query or url.fragment:
+        raise ConfigError("the base URL must not have a query or fragment")
+    if url.scheme == "http" and not insecure and not is_loopback(url.host):
+        raise ConfigError(
+            f"refusing plain http:// to {url.host}: the token would travel unencrypted "
+            "(use https://, or --insecure if you really mean it)"
+        )
+    return url.copy_with(path=url.path.rstrip("/") or "")
+
+
+def origin(url: httpx.URL) -> tuple[str, str, int]:
+    return url.scheme, url.host.lower(), url.port or _DEFAULT_PORTS.get(url.scheme, 0)
+
+
+def same_origin(a: httpx.URL, b: httpx.URL) -> bool:
+    return origin(a) == origin(b)
+
+
+def describe_origin(url: httpx.URL) -> str:
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.host}{port}"

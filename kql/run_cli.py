@@ -1,0 +1,234 @@
+"""``kql run EXPR``: execute a query and stream the customers out.
+
+Exit codes: 0 ok, 2 invalid query or usage, 3 the API refused (auth, 4xx),
+4 the network or server failed after retries. Data goes to stdout (or
+``--output``, written atomically), errors and warnings to stderr, never a
+traceback and never a credential.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, TextIO
+
+from kql.errors import KQLError
+
+if TYPE_CHECKING:
+    from kql.client import Client
+
+EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
+_EXTENSIONS = {".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kql run",
+        description="Run a KQL query against the Kajabi API (or the built-in sandbox) and stream the customers.",
+        epilog=(
+            "credentials: --token or KAJABI_TOKEN, or KAJABI_CLIENT_ID + KAJABI_CLIENT_SECRET (OAuth). "
+            "exit codes: 0 ok, 2 invalid query/usage, 3 API refused, 4 network/server failure. "
+            "Without 'sort', customers come oldest first (ascending created_at). Docs: docs/executor.md"
+        ),
+    )
+    parser.add_argument("expr", nargs="?", default="-", help="the KQL query ('-' or nothing reads it from stdin)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--sandbox", action="store_true", help="run against the built-in sandbox (no credentials)")
+    where.add_argument(
+        "--base-url",
+        default=os.environ.get("KAJABI_BASE_URL", "https://api.kajabi.com"),
+        help="API origin (default: $KAJABI_BASE_URL or https://api.kajabi.com)",
+    )
+    parser.add_argument("--token", help="bearer token (default: $KAJABI_TOKEN)")
+    parser.add_argument("--site", help="site id added as filter[site_id] (default: $KAJABI_SITE_ID)")
+    parser.add_argument(
+        "--format",
+        choices=["table", "json", "ndjson", "csv"],
+        help="default: table on a terminal, else from the --output extension, else ndjson",
+    )
+    parser.add_argument("--output", "-o", metavar="FILE", help="write here, atomically (no partial file on failure)")
+    parser.add_argument("--limit", type=_positive_int, help="at most N customers (with the query's limit: the smaller)")
+    parser.add_argument("--concurrency", type=_positive_int, default=8, help="pages fetched at once (default 8)")
+    parser.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds per request (default 30)")
+    parser.add_argument("--max-page-size", type=_positive_int, default=100, help="largest page[size] (default 100)")
+    parser.add_argument("--retries", type=int, default=6, help="retries per request after a fault (default 6)")
+    parser.add_argument("--insecure", action="store_true", help="allow plain http:// to a non-loopback host")
+    parser.add_argument("--segments", metavar="PATH", help="segments file (default: $KQL_SEGMENTS or ./kql.toml)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 for --help
+        return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+    secrets: list[str] = []
+    try:
+        return _run(args, secrets)
+    except KQLError as error:
+        print(error.render(), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("kql run: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `kql run … | head`
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter shutdown from complaining
+        return EXIT_OK
+    except Exception as error:  # an ExecutorError, or a bug: either way one readable line
+        from kql.apierror import ExecutorError, redact
+
+        code = error.exit_code if isinstance(error, ExecutorError) else EXIT_FAILED
+        label = "error" if isinstance(error, ExecutorError) else f"internal error ({type(error).__name__})"
+        print(f"kql run: {label}: {redact(str(error), secrets)}", file=sys.stderr)
+        return code
+
+
+def _run(args: argparse.Namespace, secrets: list[str]) -> int:
+    text = _read_expr(args.expr)
+    if text is None:
+        print("kql run: give a query as an argument, or pipe one on stdin", file=sys.stderr)
+        return EXIT_USAGE
+    compiled = _compile(text, args.segments)
+    for warning in compiled.warnings:
+        print(warning.render(), file=sys.stderr)
+    fmt = args.format or _default_format(args.output)
+    if args.retries < 0:
+        print("kql run: --retries must be 0 or more", file=sys.stderr)
+        return EXIT_USAGE
+
+    from kql.apierror import ConfigError
+
+    with contextlib.ExitStack() as stack:
+        options: dict[str, Any] = {
+            "site_id": args.site or os.environ.get("KAJABI_SITE_ID") or None,
+            "timeout": args.timeout,
+            "concurrency": args.concurrency,
+            "max_page_size": args.max_page_size,
+            "retry": _policy(args.retries),
+        }
+        if args.sandbox:
+            from kql.sandbox import running
+
+            sandbox = stack.enter_context(running())
+            base_url, options["token"] = sandbox.base_url, sandbox.token or "sandbox"
+        else:
+            base_url = args.base_url
+            options.update(_credentials(args))
+            options["insecure"] = args.insecure
+        secrets.extend(str(v) for k, v in options.items() if k in ("token", "client_secret") and v)
+        from kql.client import Client
+
+        try:
+            client = stack.enter_context(Client(base_url, **options))
+        except ConfigError as error:
+            print(f"kql run: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        return _stream(client, compiled, args, fmt)
+
+
+def _stream(client: Client, compiled: Any, args: argparse.Namespace, fmt: str) -> int:
+    from kql.progress import ProgressBar
+    from kql.render import write
+
+    customers = client.customers(compiled, limit=args.limit)
+    show_bar = not args.no_progress and sys.stderr.isatty()
+    try:
+        with contextlib.ExitStack() as stack:
+            if show_bar:
+                stack.enter_context(ProgressBar(customers, sys.stderr))
+            out = stack.enter_context(_atomic(args.output)) if args.output else sys.stdout
+            write(customers, out, fmt, compiled.fields)
+            out.flush()
+    finally:
+        customers.close()
+        for warning in customers.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    if compiled.matches_nothing:
+        print("note: these filters contradict each other; no customer matches (no request was made)", file=sys.stderr)
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _atomic(path: str) -> Iterator[TextIO]:
+    """A file that appears at ``path`` only once everything was written; a failed run leaves nothing."""
+    target = os.path.abspath(path)
+    fd, temp = tempfile.mkstemp(
+        prefix="." + os.path.basename(target) + ".", suffix=".part", dir=os.path.dirname(target)
+    )
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # as a shell redirect would create it, not mkstemp's 0600
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def _default_format(output: str | None) -> str:
+    if output:
+        return _EXTENSIONS.get(os.path.splitext(output)[1].lower(), "ndjson")
+    return "table" if sys.stdout.isatty() else "ndjson"
+
+
+def _credentials(args: argparse.Namespace) -> dict[str, str]:
+    token = args.token or os.environ.get("KAJABI_TOKEN")
+    if token:
+        return {"token": token}
+    client_id, secret = os.environ.get("KAJABI_CLIENT_ID"), os.environ.get("KAJABI_CLIENT_SECRET")
+    if client_id and secret:
+        return {"client_id": client_id, "client_secret": secret}
+    from kql.apierror import ConfigError
+
+    raise ConfigError(
+        "no credentials: pass --token, or set KAJABI_TOKEN, or KAJABI_CLIENT_ID and KAJABI_CLIENT_SECRET "
+        "(or try --sandbox)"
+    )
+
+
+def _policy(retries: int) -> Any:
+    from kql.retry import RetryPolicy
+
+    return RetryPolicy(max_attempts=retries + 1)
+
+
+def _compile(text: str, segments_path: str | None) -> Any:
+    from kql.compiler import compile_query
+    from kql.segments import find, load
+
+    found = find(segments_path)
+    return compile_query(text, segments=load(found) if found is not None else None)
+
+
+def _read_expr(expr: str) -> str | None:
+    if expr != "-":
+        return expr
+    if sys.stdin is None or sys.stdin.isatty():
+        return None
+    return sys.stdin.read()

@@ -1,0 +1,103 @@
+"""kql.AsyncClient: the same guarantees as the sync client, on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from kql.apierror import APIError, RedirectRefused
+from kql.client import AsyncClient
+from tests.executor.conftest import FAST
+from tests.executor.fakeapi import TOKEN, FakeAPI, Reply, Seen, serving
+
+
+async def collect(stream: Any) -> list[str]:
+    return [record["id"] async for record in stream]
+
+
+def every_id(n: int) -> list[str]:
+    return [str(i) for i in range(1, n + 1)]
+
+
+def test_async_pages_in_order_despite_latency(api: FakeAPI) -> None:
+    api.hook = lambda s: Reply(200, api.page_document(s.params), delay=0.01 * (25 - s.page) if s.page < 6 else 0)
+
+    async def main() -> list[str]:
+        async with AsyncClient(api.base_url, token=TOKEN, retry=FAST, max_page_size=10, concurrency=4) as c:
+            return await collect(c.customers(""))
+
+    assert asyncio.run(main()) == every_id(250)
+
+
+def test_async_retries_and_refuses(api: FakeAPI, other: FakeAPI) -> None:
+    calls = {"n": 0}
+
+    def hook(seen: Seen) -> Reply | None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            return Reply(429, b"", {"Retry-After": "0"})
+        if calls["n"] == 3:
+            return Reply(200, api.page_document(seen.params), drop_after=100)
+        return None
+
+    api.hook = hook
+
+    async def main() -> tuple[list[str], int]:
+        async with AsyncClient(api.base_url, token=TOKEN, retry=FAST) as c:
+            got = await collect(c.customers(""))
+            return got, await c.count("limit 1")
+
+    got, total = asyncio.run(main())
+    assert got == every_id(250) and total == 250
+
+    api.hook = lambda s: Reply(301, b"", {"Location": f"http://localhost:{other.port}/v1/customers"})
+
+    async def refused() -> None:
+        async with AsyncClient(api.base_url, token=TOKEN, retry=FAST) as c:
+            await collect(c.customers(""))
+
+    with pytest.raises(RedirectRefused):
+        asyncio.run(refused())
+    assert other.requests == []
+
+
+def test_async_single_refresh_with_8_in_flight() -> None:
+    with serving(900, token=None, client_id="cid", client_secret="csecret-123") as api:
+
+        def hook(seen: Seen) -> Reply | None:
+            if seen.path == "/v1/customers" and seen.token == "granted-1-XYZW" and seen.page > 1:
+                return Reply(401, {"errors": [{"title": "Unauthorized"}]})
+            return None
+
+        api.hook = hook
+
+        async def main() -> list[str]:
+            async with AsyncClient(api.base_url, client_id="cid", client_secret="csecret-123", retry=FAST) as c:
+                return await collect(c.customers(""))
+
+        assert asyncio.run(main()) == every_id(900)
+        assert len(api.grants) == 2
+
+
+def test_async_400_not_retried_and_stop_early(api: FakeAPI) -> None:
+    async def main() -> int:
+        async with AsyncClient(api.base_url, token=TOKEN, retry=FAST, max_page_size=5, concurrency=2) as c:
+            stream = c.customers("")
+            first = [await stream.__anext__() for _ in range(3)]
+            await stream.aclose()
+            return len(first)
+
+    assert asyncio.run(main()) == 3
+    assert len(api.requests) <= 1 + 2 * 2 + 2
+    api.requests.clear()
+    api.hook = lambda s: Reply(400, {"errors": [{"title": "Bad Request"}]})
+
+    async def bad() -> None:
+        async with AsyncClient(api.base_url, token=TOKEN, retry=FAST) as c:
+            await collect(c.customers(""))
+
+    with pytest.raises(APIError):
+        asyncio.run(bad())
+    assert len(api.requests) == 1
