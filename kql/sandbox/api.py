@@ -170,7 +170,7 @@ class App:
                 positive(key, value)
             else:
                 raise bad_request(f"unknown parameter {key}", key)
-        row = self.store.customer(int(raw_id)) if raw_id.isdigit() else None
+        row = self.store.customer(int(raw_id)) if re.fullmatch(r"[0-9]{1,15}", raw_id) else None
         if row is None:
             raise ApiError(404, f"no customer with id {raw_id}")
         base = self.links_base

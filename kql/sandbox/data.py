@@ -13,6 +13,7 @@ import json
 import random
 import sqlite3
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -293,12 +294,16 @@ def _broadcasts(
             outcomes[c] = outcome
         # Every outcome occurs for every broadcast (given enough recipients), so each
         # per-broadcast filter selects someone: promote the first openers if needed.
+        tally = Counter(outcomes.values())
         for wanted in (_BOUNCED, _DROPPED, _DELIVERED, _OPENED, _CLICKED):
-            if wanted not in outcomes.values() and len(outcomes) >= 5:
-                spare = [c for c, o in outcomes.items() if list(outcomes.values()).count(o) > 1]
-                engaged = [c for c in spare if by_id[c][_COL["engagement"]] != "inactive"] or spare
-                if engaged:
-                    outcomes[engaged[0]] = wanted
+            if tally[wanted] == 0 and len(outcomes) >= 5:
+                spare = (c for c, o in outcomes.items() if tally[o] > 1
+                         and (wanted in (_BOUNCED, _DROPPED) or by_id[c][_COL["engagement"]] != "inactive"))
+                chosen = next(spare, None)
+                if chosen is not None:
+                    tally[outcomes[chosen]] -= 1
+                    outcomes[chosen] = wanted
+                    tally[wanted] += 1
         for c, outcome in outcomes.items():
             events.append((b, c, *outcome))
             row = by_id[c]

@@ -53,8 +53,15 @@ class Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         server = self.server
         server.stats.bump("requests")
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(min(length, MAX_BODY)) if length > 0 else b""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            self.close_connection = True  # the rest of the stream cannot be trusted
+            self._write(document(400, ApiError(400, "bad Content-Length").document()), drop=False)
+            return
+        body = self.rfile.read(length) if length else b""
         decision = server.faults.decide()
         if decision.delay:
             time.sleep(decision.delay)

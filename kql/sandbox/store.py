@@ -30,6 +30,9 @@ _ORDER = {
 }
 
 
+_MEMBER = "c.id IN ("
+
+
 def _fold(value: object) -> str | None:
     return value.casefold() if isinstance(value, str) else None
 
@@ -53,6 +56,7 @@ class Store:
         self.conn = self._open(customers, seed, sites, db)
         self.conn.row_factory = sqlite3.Row
         self.conn.create_function("kql_fold", 1, _fold, deterministic=True)
+        self._sizes: dict[tuple[str, tuple[object, ...]], int] = {}
 
     @staticmethod
     def _open(customers: int, seed: int, sites: int, db: str | Path | None) -> sqlite3.Connection:
@@ -82,18 +86,27 @@ class Store:
 
     def where(self, query: ListQuery, now: int) -> tuple[str, list[object]]:
         ctx = Context(now=now)
-        clauses, params = [], []
-        for f, values in query.filters:
-            sql, p = RULES[f.param].build(values, ctx)
-            clauses.append(sql)
-            params += p
+        built = [RULES[f.param].build(values, ctx) for f, values in query.filters]
+        # SQLite drives the query from the first `c.id IN (…)` it meets: put the smallest first.
+        built.sort(key=lambda clause: self._size(*clause))
+        clauses = [sql for sql, _ in built]
+        params = [p for _, ps in built for p in ps]
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
+    def _size(self, sql: str, params: list[object]) -> int:
+        """Rows of a membership subquery (cached: relations do not change while serving); others last."""
+        if not sql.startswith(_MEMBER):
+            return 1 << 62
+        key = (sql, tuple(params))
+        if key not in self._sizes:
+            self._sizes[key] = self.conn.execute(f"SELECT count(*) FROM {sql[len(_MEMBER) - 1:]}", params).fetchone()[0]
+        return self._sizes[key]
+
     def list_customers(self, query: ListQuery, now: int | None = None) -> tuple[list[sqlite3.Row], int]:
-        where, params = self.where(query, int(time.time()) if now is None else now)
         offset = (query.page - 1) * query.size
-        page_sql = (f"SELECT * FROM customers c{where} ORDER BY {order_by(query.sort)} LIMIT ? OFFSET ?")
         with self.lock:
+            where, params = self.where(query, int(time.time()) if now is None else now)
+            page_sql = f"SELECT * FROM customers c{where} ORDER BY {order_by(query.sort)} LIMIT ? OFFSET ?"
             total = self.conn.execute(f"SELECT count(*) FROM customers c{where}", params).fetchone()[0]
             rows = self.conn.execute(page_sql, [*params, query.size, offset]).fetchall() if offset < total else []
         return rows, int(total)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -269,3 +270,15 @@ def test_a_db_file_is_built_then_reused(tmp_path: Any) -> None:
         again = httpx.get(f"{sb.base_url}/v1/customers", headers={"Authorization": "Bearer sandbox"}).json()
     assert path.stat().st_mtime_ns == stamp
     assert [i["attributes"] for i in first["data"]] == [i["attributes"] for i in again["data"]]
+
+
+def test_malformed_requests_get_json_errors(sandbox: Sandbox) -> None:
+    host, port = sandbox.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(b"POST /v1/oauth/token HTTP/1.1\r\nHost: x\r\nContent-Length: lots\r\n\r\n")
+        reply = raw.recv(65536).decode()
+    assert reply.startswith("HTTP/1.1 400") and '"errors"' in reply
+    headers = {"Authorization": "Bearer sandbox"}
+    assert httpx.get(f"{sandbox.base_url}/v1/customers/%C2%B2", headers=headers).status_code == 404
+    weird = httpx.get(f"{sandbox.base_url}/v1/customers?filter%5Bname_contains%5D=%FF%FE&x", headers=headers)
+    assert weird.status_code == 400 and weird.json()["errors"]
