@@ -69,6 +69,8 @@ class App:
             raise ValueError("need 1 <= default_page_size <= max_page_size")
         self.store, self.tokens, self.sites = store, tokens, sites
         self.default_size, self.max_size = default_page_size, max_page_size
+        if links_host and "://" not in links_host:
+            links_host = f"http://{links_host}"  # a bare host name: links must stay absolute URLs
         self.links_host = links_host.rstrip("/") if links_host else None
         self.base = ""  # set by the server once it has a port
 

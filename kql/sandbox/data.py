@@ -348,6 +348,27 @@ def _catalogue(conn: sqlite3.Connection, sites: int, seed: int, now: int) -> Non
     conn.executemany("INSERT INTO products VALUES (?, ?, ?, ?, ?, ?, ?, ?)", product_rows)
 
 
+TIMESTAMPS: dict[str, tuple[str, ...]] = {
+    "customers": ("last_request_at", "bounced_at", "created_at", "updated_at", "joined_at", "subscribed_at",
+                  "unsubscribed_at", "manually_unsubscribed_at", "opted_out_at", "complained_at",
+                  "last_opened_at", "last_delivered_at", "last_clicked_at"),
+    "sites": ("created_at", "updated_at"),
+    "products": ("created_at",),
+}
+
+
+def shift_to_now(conn: sqlite3.Connection, then: int, now: int) -> None:
+    """Move every timestamp of a reused database forward, so `*_in_last` rules select what they did when built."""
+    delta = now - then
+    if delta <= 0:
+        return
+    for table, columns in TIMESTAMPS.items():
+        assignments = ", ".join(f"{c} = {c} + {delta}" for c in columns)  # NULL + delta stays NULL
+        conn.execute(f"UPDATE {table} SET {assignments}")
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'now'", (str(now),))
+    conn.commit()
+
+
 def new_customers(seed: int, first_id: int, n: int, sites: int, created: int) -> list[Row]:
     """Customers added while serving: newest of all, with their own columns and no relations yet."""
     rng = _rng(seed, f"insert/{first_id}")

@@ -75,14 +75,18 @@ class Handler(BaseHTTPRequestHandler):
             response = document(503, error.document(), **{"Retry-After": str(decision.retry_after)})
         else:
             headers = {k.lower(): v for k, v in self.headers.items()}
-            issued_before = server.app.tokens.issued
             try:
                 response = server.app.handle(self.command, self.path, headers, body)
             except Exception as exc:  # a bug must still answer JSON:API, never a traceback
                 response = document(500, ApiError(500, f"sandbox error: {type(exc).__name__}").document())
-            if server.app.tokens.issued > issued_before:
-                server.stats.bump("tokens_issued", server.app.tokens.issued - issued_before)
+            if response.status == 200 and self.path.split("?")[0].rstrip("/") == "/v1/oauth/token":
+                server.stats.bump("tokens_issued")
         self._write(response, drop=decision.drop)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Malformed requests (bad request line, unsupported method) get JSON:API errors too."""
+        self.close_connection = True
+        self._write(document(code, ApiError(code, message or explain or "bad request").document()), drop=False)
 
     def _write(self, response: Response, *, drop: bool) -> None:
         self.send_response(response.status)

@@ -69,7 +69,8 @@ class Store:
             except sqlite3.DatabaseError:
                 meta = {}
             if all(meta.get(k) == v for k, v in wanted.items()):
-                return conn  # reuse: same generator, seed and size
+                data.shift_to_now(conn, int(meta["now"]), int(time.time()))  # reuse: same generator, seed, size
+                return conn
             conn.close()
             Path(db).unlink()
         conn = sqlite3.connect(":memory:" if db is None else db, check_same_thread=False)

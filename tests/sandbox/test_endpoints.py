@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -261,15 +262,22 @@ def test_generation_is_deterministic_by_seed() -> None:
     assert _dump(11) != _dump(12)
 
 
-def test_a_db_file_is_built_then_reused(tmp_path: Any) -> None:
+def test_a_db_file_is_built_then_reused_with_dates_moved_to_now(tmp_path: Any) -> None:
     path = tmp_path / "sandbox.db"
+    auth = {"Authorization": "Bearer sandbox"}
     with running(customers=40, seed=6, db=path) as sb:
-        first = httpx.get(f"{sb.base_url}/v1/customers", headers={"Authorization": "Bearer sandbox"}).json()
-    stamp = path.stat().st_mtime_ns
+        first = httpx.get(f"{sb.base_url}/v1/customers/1", headers=auth).json()["data"]["attributes"]
+    with sqlite3.connect(path) as conn:  # mark the file, and pretend it was built ten days ago
+        conn.execute("UPDATE customers SET name = 'Marker' WHERE id = 1")
+        conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) - 864000 WHERE key = 'now'")
+    conn.close()
     with running(customers=40, seed=6, db=path) as sb:
-        again = httpx.get(f"{sb.base_url}/v1/customers", headers={"Authorization": "Bearer sandbox"}).json()
-    assert path.stat().st_mtime_ns == stamp
-    assert [i["attributes"] for i in first["data"]] == [i["attributes"] for i in again["data"]]
+        again = httpx.get(f"{sb.base_url}/v1/customers/1", headers=auth).json()["data"]["attributes"]
+    assert again["name"] == "Marker"  # reused, not rebuilt
+    shifted = datetime.fromisoformat(again["created_at"]) - datetime.fromisoformat(first["created_at"])
+    assert timedelta(days=10) <= shifted < timedelta(days=10, minutes=5)
+    with running(customers=41, seed=6, db=path) as sb:  # another size: rebuilt
+        assert httpx.get(f"{sb.base_url}/v1/customers/1", headers=auth).json()["data"]["attributes"]["name"] != "Marker"
 
 
 def test_malformed_requests_get_json_errors(sandbox: Sandbox) -> None:
@@ -282,3 +290,21 @@ def test_malformed_requests_get_json_errors(sandbox: Sandbox) -> None:
     assert httpx.get(f"{sandbox.base_url}/v1/customers/%C2%B2", headers=headers).status_code == 404
     weird = httpx.get(f"{sandbox.base_url}/v1/customers?filter%5Bname_contains%5D=%FF%FE&x", headers=headers)
     assert weird.status_code == 400 and weird.json()["errors"]
+
+
+def test_malformed_request_lines_and_methods_get_json(sandbox: Sandbox) -> None:
+    host, port = sandbox.base_url.removeprefix("http://").split(":")
+    replies = []
+    for request in (b"GARBAGE\r\n\r\n", b"HEAD /v1/version HTTP/1.1\r\nHost: x\r\n\r\n"):
+        with socket.create_connection((host, int(port)), timeout=10) as raw:
+            raw.sendall(request)
+            replies.append(raw.recv(65536).decode())
+    assert replies[0].startswith('{"errors":')  # no HTTP version: the stdlib answers HTTP/0.9-style, body only
+    assert replies[1].startswith("HTTP/1.1 501") and "application/vnd.api+json" in replies[1]
+
+
+def test_empty_sandbox() -> None:
+    with running(customers=0) as sb:
+        body = httpx.get(f"{sb.base_url}/v1/customers", headers={"Authorization": "Bearer sandbox"}).json()
+        assert body["meta"]["total_count"] == 0
+        assert sb.insert_customers(2) == [1, 2]
