@@ -280,11 +280,19 @@ def test_a_db_file_is_built_then_reused_with_dates_moved_to_now(tmp_path: Any) -
         assert httpx.get(f"{sb.base_url}/v1/customers/1", headers=auth).json()["data"]["attributes"]["name"] != "Marker"
 
 
-def test_malformed_requests_get_json_errors(sandbox: Sandbox) -> None:
+def _raw(sandbox: Sandbox, request: bytes) -> str:
+    """Send bytes as they are and read the whole answer (the server closes these connections)."""
     host, port = sandbox.base_url.removeprefix("http://").split(":")
+    chunks = []
     with socket.create_connection((host, int(port)), timeout=10) as raw:
-        raw.sendall(b"POST /v1/oauth/token HTTP/1.1\r\nHost: x\r\nContent-Length: lots\r\n\r\n")
-        reply = raw.recv(65536).decode()
+        raw.sendall(request)
+        while chunk := raw.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+def test_malformed_requests_get_json_errors(sandbox: Sandbox) -> None:
+    reply = _raw(sandbox, b"POST /v1/oauth/token HTTP/1.1\r\nHost: x\r\nContent-Length: lots\r\n\r\n")
     assert reply.startswith("HTTP/1.1 400") and '"errors"' in reply
     headers = {"Authorization": "Bearer sandbox"}
     assert httpx.get(f"{sandbox.base_url}/v1/customers/%C2%B2", headers=headers).status_code == 404
@@ -293,12 +301,8 @@ def test_malformed_requests_get_json_errors(sandbox: Sandbox) -> None:
 
 
 def test_malformed_request_lines_and_methods_get_json(sandbox: Sandbox) -> None:
-    host, port = sandbox.base_url.removeprefix("http://").split(":")
-    replies = []
-    for request in (b"GARBAGE\r\n\r\n", b"HEAD /v1/version HTTP/1.1\r\nHost: x\r\n\r\n"):
-        with socket.create_connection((host, int(port)), timeout=10) as raw:
-            raw.sendall(request)
-            replies.append(raw.recv(65536).decode())
+    replies = [_raw(sandbox, request) for request in (b"GARBAGE\r\n\r\n",
+                                                      b"HEAD /v1/version HTTP/1.1\r\nHost: x\r\n\r\n")]
     assert replies[0].startswith('{"errors":')  # no HTTP version: the stdlib answers HTTP/0.9-style, body only
     assert replies[1].startswith("HTTP/1.1 501") and "application/vnd.api+json" in replies[1]
 
