@@ -41,6 +41,7 @@ DEFAULT_BASE_URL = "https://api.kajabi.com"
 CUSTOMERS_PATH = "/v1/customers"
 TOKEN_PATH = "/v1/oauth/token"
 MAX_REDIRECTS = 5
+LOOKAHEAD_PER_WORKER = 4
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
@@ -111,6 +112,7 @@ class _Base:
         retry: RetryPolicy | None = None,
         max_page_size: int = DEFAULT_MAX_PAGE_SIZE,
         insecure: bool = False,
+        lookahead: int | None = None,
     ) -> None:
         self.base_url = check_base_url(base_url, insecure=insecure)
         if token is not None and (client_id or client_secret):
@@ -136,6 +138,9 @@ class _Base:
         self.site_id = None if site_id is None else str(site_id)
         self.timeout = timeout
         self.concurrency = concurrency
+        # Pages requested ahead of the reader. Wider than `concurrency`, so one page stuck in a
+        # Retry-After wait does not idle the others; bounded, so memory does not grow with the result.
+        self.lookahead = max(lookahead or LOOKAHEAD_PER_WORKER * concurrency, concurrency)
         self.retry = retry or RetryPolicy()
         self.max_page_size = max_page_size
         # Counters for progress, tests and benchmarks: requests, retries, faults by kind, token grants.
@@ -182,7 +187,9 @@ class _Base:
             "limits": httpx.Limits(
                 max_connections=self.concurrency + 2, max_keepalive_connections=self.concurrency + 2
             ),
-            "trust_env": False,  # a stray proxy variable must not receive the token
+            # Proxies from the environment only for https, where they see a CONNECT tunnel and never
+            # the token; a plain-http origin (the sandbox, --insecure) is always reached directly.
+            "trust_env": self.base_url.scheme == "https",
         }
 
     def _redirect(self, response: httpx.Response, method: str, redirects: int) -> httpx.URL:
@@ -377,9 +384,8 @@ class Client(_Base):
             return
         numbers = iter(rest)
         pool = self._executor()
-        # Up to two pages per worker requested ahead of the reader: workers stay busy, memory stays bounded.
         window: deque[Future[Page]] = deque(
-            pool.submit(self._fetch, pager, n) for n in islice(numbers, 2 * self.concurrency)
+            pool.submit(self._fetch, pager, n) for n in islice(numbers, self.lookahead)
         )
         try:
             while window and not pager.finished:
@@ -523,7 +529,7 @@ class AsyncClient(_Base):
 
         numbers = iter(rest)
         window: deque[asyncio.Task[Page]] = deque(
-            asyncio.ensure_future(gated(n)) for n in islice(numbers, 2 * self.concurrency)
+            asyncio.ensure_future(gated(n)) for n in islice(numbers, self.lookahead)
         )
         try:
             while window and not pager.finished:

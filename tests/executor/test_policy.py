@@ -191,3 +191,45 @@ def test_base_url_rules() -> None:
 
     assert same_origin(httpx.URL("https://a.com/x"), httpx.URL("https://a.com:443/y"))
     assert not same_origin(httpx.URL("http://127.0.0.1:5"), httpx.URL("http://localhost:5"))
+
+
+def test_render_formats() -> None:
+    import io
+
+    from kql.render import write
+
+    records = [
+        {"id": "1", "name": "Ann\nLee", "email": "a@x.com", "socials": {"twitter": "@a"}, "net_revenue": None},
+        {"id": "2", "name": "B" * 100, "email": "b@x.com", "socials": None, "net_revenue": "5.0"},
+    ]
+    out = io.StringIO()
+    assert write(iter(records), out, "csv") == 2
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "id,name,email,socials,net_revenue" and '"{""twitter"":""@a""}"' in out.getvalue()
+    out = io.StringIO()
+    write(iter(records), out, "table")
+    table = out.getvalue().splitlines()
+    assert table[0].split() == ["id", "name", "email", "net_revenue"]
+    assert "Ann Lee" in table[2] and "…" in table[3] and len(table) == 4
+    out = io.StringIO()
+    write(iter(records), out, "json", ["email"])
+    assert json.loads(out.getvalue()) == records
+    out = io.StringIO()
+    write(iter([]), out, "json")
+    assert json.loads(out.getvalue()) == []
+
+
+def test_progress_line() -> None:
+    import io
+
+    from kql.progress import ProgressBar
+
+    class Stream:
+        total_pages, pages_fetched, yielded = 10, 5, 500
+
+    bar = ProgressBar(Stream(), io.StringIO())
+    assert bar.line(1.25) == "[==========          ] pages 5/10  500 customers  1.2s"
+    quiet = io.StringIO()
+    with ProgressBar(Stream(), quiet, delay=10):
+        pass
+    assert quiet.getvalue() == ""  # quick runs never draw
