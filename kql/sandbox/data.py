@@ -9,6 +9,9 @@ one holder and never all of them, so every id filter selects a proper subset.
 
 from __future__ import annotations
 
+import bisect
+import functools
+import itertools
 import json
 import random
 import sqlite3
@@ -31,12 +34,23 @@ def _rng(seed: int, purpose: str) -> random.Random:
 
 
 def _ascii(text: str) -> str:
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return "".join(ch for ch in folded.lower() if ch.isalnum())
+    if text not in _ASCII:
+        folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+        _ASCII[text] = "".join(ch for ch in folded.lower() if ch.isalnum())
+    return _ASCII[text]
 
 
-def _weighted(rng: random.Random, items: Sequence[tuple[str, int]]) -> str:
-    return rng.choices([i for i, _ in items], weights=[w for _, w in items])[0]
+def _cumulative(weights: Sequence[float]) -> tuple[float, ...]:
+    return tuple(itertools.accumulate(weights))
+
+
+# Cumulative weights computed once: `choices(weights=…)` would redo it per customer.
+_DOMAINS = tuple(d for d, _ in vocab.EMAIL_DOMAINS)
+_DOMAIN_CUM = _cumulative([w for _, w in vocab.EMAIL_DOMAINS])
+_PLACE_CUM = _cumulative([w for _, w, _ in vocab.PLACES])
+_ENGAGEMENTS = tuple(e for e, _ in vocab.ENGAGEMENT)
+_ENGAGEMENT_CUM = _cumulative([w for _, w in vocab.ENGAGEMENT])
+_ASCII: dict[str, str] = {}
 
 
 def _ago(rng: random.Random, now: int, lo_days: float, hi_days: float, floor: int) -> int:
@@ -49,8 +63,10 @@ def _recent(rng: random.Random, now: int, floor: int, max_days: float = 365) -> 
     return max(floor, now - int(max_days * rng.random() ** 2 * DAY))
 
 
-def site_weights(sites: int) -> list[float]:
-    return [1 / k for k in range(1, sites + 1)]
+@functools.cache
+def _site_cum(sites: int) -> tuple[float, ...]:
+    # Site k gets customers in proportion 1/k.
+    return _cumulative([1 / k for k in range(1, sites + 1)])
 
 
 def generate(conn: sqlite3.Connection, *, customers: int, seed: int, sites: int, now: int) -> None:
@@ -87,10 +103,10 @@ def _phone(rng: random.Random, prefix: str) -> str:
 def _customer(rng: random.Random, cid: int, created: int, sites: int, now: int) -> Row:
     """One customer's own columns; relation-derived ones are filled in later."""
     r = rng.random
-    site = rng.choices(range(1, sites + 1), weights=site_weights(sites))[0] if sites > 1 else 1
+    site = rng.choices(range(1, sites + 1), cum_weights=_site_cum(sites))[0] if sites > 1 else 1
     first, last = rng.choice(vocab.FIRST_NAMES), rng.choice(vocab.LAST_NAMES)
-    email = f"{_ascii(first)}.{_ascii(last)}{cid}@{_weighted(rng, vocab.EMAIL_DOMAINS)}"
-    country, _, places = rng.choices(vocab.PLACES, weights=[w for _, w, _ in vocab.PLACES])[0]
+    email = f"{_ascii(first)}.{_ascii(last)}{cid}@{rng.choices(_DOMAINS, cum_weights=_DOMAIN_CUM)[0]}"
+    country, _, places = rng.choices(vocab.PLACES, cum_weights=_PLACE_CUM)[0]
     city, state, zip_prefix, phone_prefix = rng.choice(places)
     age = now - created
     signins = 0 if r() < 0.25 else min(5000, int(rng.paretovariate(1.2)))
@@ -147,7 +163,7 @@ def _customer(rng: random.Random, cid: int, created: int, sites: int, now: int) 
     row[_COL["is_hidden"]] = int(r() < 0.03)
     row[_COL["is_suppressed"]] = int(r() < 0.02 or row[_COL["complained_at"]] is not None)
     # Engagement, and email activity consistent with it.
-    engagement = rng.choices([e for e, _ in vocab.ENGAGEMENT], weights=[w for _, w in vocab.ENGAGEMENT])[0]
+    engagement = rng.choices(_ENGAGEMENTS, cum_weights=_ENGAGEMENT_CUM)[0]
     row[_COL["engagement"]] = engagement
     if engagement is not None:
         row[_COL["last_delivered_at"]] = _ago(rng, now, 0, 14 if engagement in ("healthy", "passive") else 60, created)
@@ -273,10 +289,14 @@ def _broadcasts(
     rng = _rng(seed, "broadcasts")
     count = vocab.COUNTS["broadcast"]
     events = []
+    # Per site, the customers with email data in creation order (ids follow creation time),
+    # so the audience of a broadcast is a prefix: those created before it went out.
+    emailable = {site: [c for c in ids if by_id[c][_COL["engagement"]] is not None] for site, ids in members.items()}
+    created = {site: [by_id[c][_COL["created_at"]] for c in ids] for site, ids in emailable.items()}
     for b in range(1, count + 1):
         sent_at = now - (count - b) * 10 * DAY - DAY  # broadcast 12 went out yesterday, 1 about 4 months ago
-        population = [c for c in members[_item_site(b, sites)] if by_id[c][_COL["engagement"]] is not None
-                      and by_id[c][_COL["created_at"]] < sent_at]
+        site = _item_site(b, sites)
+        population = emailable[site][: bisect.bisect_left(created[site], sent_at)]
         lo, hi = vocab.BROADCAST_REACH
         recipients = _holders(rng, population, lo + (hi - lo) * rng.random())
         outcomes = {}
