@@ -52,7 +52,9 @@ def main(argv: list[str]) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    # Both stop the server; SIGINT explicitly, since a shell's background job starts with it ignored.
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     print(sandbox.base_url, flush=True)
     print(f"{args.customers} customers, {args.sites} site(s), seed {args.seed}, built in "
           f"{time.perf_counter() - started:.1f}s; token: {args.token}; client id/secret: sandbox/sandbox; "

@@ -12,11 +12,17 @@ import pytest
 from kql.sandbox.cli import main
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_serves_until_interrupted(sig: signal.Signals) -> None:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a shell's background job
+
+
+@pytest.mark.parametrize(("sig", "background"), [(signal.SIGINT, False), (signal.SIGTERM, False),
+                                                 (signal.SIGINT, True)])
+def test_serves_until_interrupted(sig: signal.Signals, background: bool) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "kql.sandbox.cli", "--port", "0", "--customers", "100", "--seed", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_ignore_sigint if background else None,
     )
     try:
         assert process.stdout is not None
