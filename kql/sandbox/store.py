@@ -19,8 +19,8 @@ from kql.sandbox.params import ListQuery
 from kql.sandbox.rules import RULES, Context
 from kql.sandbox.schema import CUSTOMER_COLUMNS
 
-# Sort key → SQL ordering, ascending and descending. Nulls sort as the largest
-# value, as in PostgreSQL (last ascending, first descending); ties break on id.
+# Sort key → (SQL expression, expression that puts nulls last ascending). Nulls sort as
+# the largest value, as in PostgreSQL (last ascending, first descending); ties break on id.
 _ORDER = {
     "name": ("c.name COLLATE NOCASE", None),
     "email": ("c.email", None),
@@ -72,6 +72,8 @@ class Store:
                 data.shift_to_now(conn, int(meta["now"]), int(time.time()))  # reuse: same generator, seed, size
                 return conn
             conn.close()
+            if "version" not in meta and Path(db).stat().st_size > 0:
+                raise ValueError(f"{db} is not a sandbox database: refusing to overwrite it")
             Path(db).unlink()
         conn = sqlite3.connect(":memory:" if db is None else db, check_same_thread=False)
         data.generate(conn, customers=customers, seed=seed, sites=sites, now=int(time.time()))

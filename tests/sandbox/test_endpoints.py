@@ -312,3 +312,15 @@ def test_empty_sandbox() -> None:
         body = httpx.get(f"{sb.base_url}/v1/customers", headers={"Authorization": "Bearer sandbox"}).json()
         assert body["meta"]["total_count"] == 0
         assert sb.insert_customers(2) == [1, 2]
+
+
+def test_a_foreign_database_file_is_never_overwritten(tmp_path: Any) -> None:
+    path = tmp_path / "precious.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE accounts (id INTEGER)")
+    conn.close()
+    with pytest.raises(ValueError, match="not a sandbox database"), running(customers=5, db=path):
+        pass
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM accounts").fetchone() == (0,)
+    conn.close()
