@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sqlite3
 import sys
 import time
 from types import FrameType
@@ -47,7 +48,7 @@ def main(argv: list[str]) -> int:
             drop_rate=args.drop_rate, max_page_size=args.max_page_size, default_page_size=args.page_size,
             links_host=args.links_host, token=args.token, expires_in=args.expires_in, db=args.db,
         )
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, sqlite3.Error) as error:  # bad settings, port in use, unusable --db
         print(f"kql sandbox: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 
@@ -42,6 +43,16 @@ def test_serves_until_interrupted(sig: signal.Signals, background: bool) -> None
 def test_bad_settings_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--port", "0", "--customers", "5", "--error-rate", "3"]) == 2
     assert "error_rate" in capsys.readouterr().err
+    assert main(["--port", "0", "--customers", "5", "--db", "/nonexistent/dir/x.db"]) == 2
+    assert "kql sandbox:" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
         main(["--customers", "many"])
     assert exit_.value.code == 2
+
+
+def test_a_busy_port_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert main(["--port", str(busy.getsockname()[1]), "--customers", "5"]) == 2
+    assert "kql sandbox:" in capsys.readouterr().err
