@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kql.registry import registry
 from kql.sandbox import vocab
@@ -180,3 +182,14 @@ def test_multi_value_encoding_follows_the_registry(client: httpx.Client) -> None
     assert client.get("/v1/customers", params=[("filter[has_all_tag_id]", "1"),
                                                ("filter[has_all_tag_id]", "2")]).status_code == 400
     assert client.get("/v1/customers", params=[("filter[has_all_tag_id][]", "1")]).status_code == 400
+
+
+COMBINABLE = [f.param for f in REG if f.param != "site_id"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(COMBINABLE), min_size=2, max_size=4, unique=True))
+def test_any_conjunction_is_the_intersection(client: httpx.Client, params: list[str]) -> None:
+    together = ids(client, {f"filter[{p}]": value_for(p) for p in params})
+    apart = set.intersection(*(ids(client, {f"filter[{p}]": value_for(p)}) for p in params))
+    assert together == apart
