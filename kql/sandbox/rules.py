@@ -46,7 +46,7 @@ def _member(table: str, key: str, extra: str = "", *, negate: bool = False) -> C
 
 def has(table: str, key: str, what: str, extra: str = "", *, negate: bool = False) -> Rule:
     verb = "has no" if negate else "has a"
-    return Rule(_member(table, key, extra, negate=negate), f"{verb} `{table}` row for the id{what}")
+    return Rule(_member(table, key, extra, negate=negate), f"{verb} row in `{table}` for the id{what}")
 
 
 def has_all(table: str, key: str) -> Rule:
@@ -54,7 +54,7 @@ def has_all(table: str, key: str) -> Rule:
         parts = [f"c.id IN (SELECT customer_id FROM {table} WHERE {key} = ?)"] * len(values)
         return "(" + " AND ".join(parts) + ")", list(values)
 
-    return Rule(build, f"has a `{table}` row for every one of the ids")
+    return Rule(build, f"has a row in `{table}` for every one of the ids")
 
 
 def has_none_of(table: str, key: str) -> Rule:
@@ -62,7 +62,7 @@ def has_none_of(table: str, key: str) -> Rule:
         marks = ",".join("?" * len(values))
         return f"c.id NOT IN (SELECT customer_id FROM {table} WHERE {key} IN ({marks}))", list(values)
 
-    return Rule(build, f"has no `{table}` row for any of the ids")
+    return Rule(build, f"has no row in `{table}` for any of the ids")
 
 
 def within(column: str, *, negate: bool = False) -> Rule:
@@ -173,7 +173,7 @@ RULES: dict[str, Rule] = {
     "previously_owned_product_id": has("product_access", "product_id", " with `active` = 0", " AND active = 0"),
     "used_coupon_code": Rule(
         lambda v, ctx: ("c.id IN (SELECT customer_id FROM coupon_uses WHERE code = ?)", [str(v[0]).upper()]),
-        "has a `coupon_uses` row for the code, compared case-insensitively (codes are stored upper-case)",
+        "has a row in `coupon_uses` for the code, compared case-insensitively (codes are stored upper-case)",
         "SPRING24",
     ),
     "submitted_form_id": has("form_submissions", "form_id", ""),
