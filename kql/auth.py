@@ -122,6 +122,7 @@ class TokenSource:
         self._grant = grant
         self._clock = clock
         self._lock = threading.Lock()
+        self._failure: tuple[int, ExecutorError] | None = None
 
     def get(self) -> tuple[str, int]:
         found = self.credentials.current(self._clock())
@@ -132,7 +133,16 @@ class TokenSource:
             if found is not None:
                 return found
             assert isinstance(self.credentials, ClientCredentials)
-            return self._obtain(self.credentials)
+            creds = self.credentials
+            # A grant that failed (after its own retries) is final until a token is obtained:
+            # the requests that queued behind it get its error instead of asking again one by one.
+            if self._failure is not None and self._failure[0] == creds.generation:
+                raise self._failure[1]
+            try:
+                return self._obtain(creds)
+            except ExecutorError as error:
+                self._failure = (creds.generation, error)
+                raise
 
     def _obtain(self, creds: ClientCredentials) -> tuple[str, int]:
         form = creds.grant_form()
@@ -163,6 +173,7 @@ class AsyncTokenSource:
         self._grant = grant
         self._clock = clock
         self._lock: asyncio.Lock | None = None
+        self._failure: tuple[int, ExecutorError] | None = None
 
     async def get(self) -> tuple[str, int]:
         found = self.credentials.current(self._clock())
@@ -176,18 +187,27 @@ class AsyncTokenSource:
                 return found
             assert isinstance(self.credentials, ClientCredentials)
             creds = self.credentials
+            if self._failure is not None and self._failure[0] == creds.generation:
+                raise self._failure[1]
+            try:
+                return await self._obtain(creds)
+            except ExecutorError as error:
+                self._failure = (creds.generation, error)
+                raise
+
+    async def _obtain(self, creds: ClientCredentials) -> tuple[str, int]:
+        form = creds.grant_form()
+        started = self._clock()
+        try:
+            payload = await self._grant(form)
+        except APIError as error:
+            if not _refused_refresh(error, form):
+                raise
+            creds.refresh_rejected()
             form = creds.grant_form()
             started = self._clock()
-            try:
-                payload = await self._grant(form)
-            except APIError as error:
-                if not _refused_refresh(error, form):
-                    raise
-                creds.refresh_rejected()
-                form = creds.grant_form()
-                started = self._clock()
-                payload = await self._grant(form)
-            return creds.accept(payload, started)
+            payload = await self._grant(form)
+        return creds.accept(payload, started)
 
     def invalidate(self, generation: int) -> None:
         self.credentials.invalidate(generation)  # one event loop thread: no lock needed

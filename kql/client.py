@@ -96,6 +96,10 @@ def _fault_name(exc: httpx.TransportError) -> str:
     return "dropped"
 
 
+class _Stopped(ExecutorError):
+    """The stream this request belonged to has ended; nobody will read the page."""
+
+
 class _Base:
     """Configuration, request building and response handling shared by both clients."""
 
@@ -384,8 +388,9 @@ class Client(_Base):
             return
         numbers = iter(rest)
         pool = self._executor()
+        stop = threading.Event()  # set when the stream ends: requests still retrying give up at once
         window: deque[Future[Page]] = deque(
-            pool.submit(self._fetch, pager, n) for n in islice(numbers, self.lookahead)
+            pool.submit(self._fetch, pager, n, stop) for n in islice(numbers, self.lookahead)
         )
         try:
             while window and not pager.finished:
@@ -393,8 +398,9 @@ class Client(_Base):
                 yield from pager.accept(page)
                 following = next(numbers, None)
                 if following is not None and not pager.finished:
-                    window.append(pool.submit(self._fetch, pager, following))
+                    window.append(pool.submit(self._fetch, pager, following, stop))
         finally:
+            stop.set()
             for future in window:
                 future.cancel()
 
@@ -404,9 +410,9 @@ class Client(_Base):
                 self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="kql-page")
             return self._pool
 
-    def _fetch(self, pager: Pager, number: int) -> Page:
+    def _fetch(self, pager: Pager, number: int, stop: threading.Event | None = None) -> Page:
         url, params = self._page_request(pager, number)
-        return parse_page(number, self._send("GET", url, params=params))
+        return parse_page(number, self._send("GET", url, params=params, stop=stop))
 
     # -- one request, with auth, redirects and retries ------------------------
 
@@ -425,11 +431,14 @@ class Client(_Base):
         params: Sequence[tuple[str, str]] | None = None,
         data: dict[str, str] | None = None,
         authorize: bool = True,
+        stop: threading.Event | None = None,
     ) -> Any:
         started = time.monotonic()
         attempts = redirects = 0
         reauthorized = False
         while True:
+            if stop is not None and stop.is_set():
+                raise _Stopped()
             headers: dict[str, str] = {}
             generation = 0
             if authorize:
@@ -469,7 +478,10 @@ class Client(_Base):
                     failure.args = (failure._message(),)
                 raise self._give_up(failure, attempts, f"{method} {url.copy_with(query=None)}")
             self._count("retries")
-            time.sleep(delay)
+            if stop is None:
+                time.sleep(delay)
+            elif stop.wait(delay):
+                raise _Stopped()
 
 
 class AsyncClient(_Base):

@@ -95,6 +95,10 @@ def main(argv: list[str]) -> int:
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter shutdown from complaining
         return EXIT_OK
+    except OSError as error:  # network errors arrive as httpx exceptions: this is local (--output)
+        where = f": {error.filename}" if error.filename else ""
+        print(f"kql run: {error.strerror or error}{where}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as error:  # an ExecutorError, or a bug: either way one readable line
         from kql.apierror import ExecutorError, redact
 

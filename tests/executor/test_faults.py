@@ -253,3 +253,45 @@ def test_stop_early_cancels_queued_pages(api: FakeAPI) -> None:
         assert ids(next(stream) for _ in range(3)) == every_id(3)
         stream.close()
     assert len(api.requests) <= 1 + 2 * 2 + 2  # never the 50 pages
+
+
+def test_an_error_stops_the_other_pages_retrying(api: FakeAPI) -> None:
+    from kql.retry import RetryPolicy
+
+    def hook(seen: Seen) -> Reply | None:
+        if seen.page == 2:
+            return Reply(400, {"errors": [{"title": "Bad Request"}]}, delay=0.3)
+        return Reply(503, b"") if seen.page > 2 else None
+
+    api.hook = hook
+    slow = RetryPolicy(max_attempts=6, backoff_base=5, backoff_cap=5, deadline=60)
+    c = client(api, retry=slow, max_page_size=10, concurrency=4)
+    with pytest.raises(APIError):
+        list(c.customers(""))
+    pool = c._pool
+    c.close()
+    started = time.monotonic()
+    assert pool is not None
+    pool.shutdown(wait=True)
+    assert time.monotonic() - started < 3  # the workers gave up their 5-second backoffs at once
+
+
+def test_a_failed_refresh_is_not_repeated_by_every_waiting_request() -> None:
+    with serving(900, token=None, client_id="cid", client_secret="csecret-123") as api:
+
+        def hook(seen: Seen) -> Reply | None:
+            if seen.path == "/v1/oauth/token" and api.grants:
+                return Reply(401, {"error": "invalid_client", "error_description": "key rotated"})
+            if seen.path == "/v1/customers" and seen.page > 1:
+                return Reply(401, {"errors": [{"title": "Unauthorized"}]})
+            return None
+
+        api.hook = hook
+        with (
+            Client(api.base_url, client_id="cid", client_secret="csecret-123", retry=FAST) as c,
+            pytest.raises(APIError, match="invalid_client: key rotated") as caught,
+        ):
+            list(c.customers(""))
+        assert caught.value.exit_code == 3
+        grants = [s for s in api.requests if s.path == "/v1/oauth/token"]
+        assert len(grants) == 2  # the first token, one refused refresh: not one per page in flight
