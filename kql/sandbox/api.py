@@ -1,16 +1,16 @@
-"""Routing and the endpoints: a request in, a `Response` out; no sockets here."""
+"""Routing, auth and the customer and token endpoints: a request in, a `Response` out; no sockets here."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from kql.registry import registry
-from kql.sandbox import shapes
+from kql.sandbox import catalogue, shapes
 from kql.sandbox.errors import ApiError, bad_request
 from kql.sandbox.params import parse_fields, parse_list, positive
 from kql.sandbox.store import Store
@@ -31,35 +31,6 @@ class Response:
 
 def document(status: int, doc: Mapping[str, Any], content_type: str = JSONAPI, **headers: str) -> Response:
     return Response(status, json.dumps(doc, separators=(",", ":")).encode(), content_type, dict(headers))
-
-
-@dataclass(frozen=True)
-class Catalogue:
-    """A small paginated listing (sites, tags, offers, products) for name-to-id resolution."""
-
-    source: str
-    render: Callable[[shapes.Row, str], dict[str, Any]]
-    type: str
-    contains: Mapping[str, str]  # filter[x_cont] name → column
-    sorts: tuple[str, ...]
-    site_scoped: bool = True
-    equals: Mapping[str, str] = field(default_factory=dict)
-
-
-_PRODUCTS = ("(SELECT p.*, 'ready' AS status, (SELECT count(*) FROM product_access a "
-             "WHERE a.product_id = p.id AND a.active = 1) AS members FROM products p)")
-CATALOGUES = {
-    "/v1/sites": Catalogue("sites", lambda r, b: shapes.site(r), "sites",
-                           {"title_cont": "title", "subdomain_cont": "subdomain"}, ("title", "subdomain"),
-                           site_scoped=False),
-    "/v1/contact_tags": Catalogue("tags", lambda r, b: shapes.tag(r), "contact_tags", {"name_cont": "name"},
-                                  ("name",)),
-    "/v1/offers": Catalogue("offers", shapes.offer, "offers",
-                            {"title_cont": "title", "description_cont": "description"}, ("title", "price_in_cents")),
-    "/v1/products": Catalogue(_PRODUCTS, lambda r, b: shapes.product(r), "products",
-                              {"title_cont": "title", "description_cont": "description"},
-                              ("title", "description", "status"), equals={"status_eq": "status"}),
-}
 
 
 class App:
@@ -100,13 +71,14 @@ class App:
         if path == "/v1/oauth/token":
             self._method(method, "POST")
             return self._token(headers, body)
-        if path == "/v1/customers" or _CUSTOMER.match(path) or path in CATALOGUES:
+        if path == "/v1/customers" or _CUSTOMER.match(path) or path in catalogue.CATALOGUES:
             self._method(method, "GET")
             self._authorize(headers)
             if path == "/v1/customers":
                 return self._customers(pairs)
-            if path in CATALOGUES:
-                return self._catalogue(path, CATALOGUES[path], pairs)
+            if path in catalogue.CATALOGUES:
+                doc = catalogue.listing(self.store, path, pairs, self.links_base, self.default_size, self.max_size)
+                return document(200, doc)
             match = _CUSTOMER.match(path)
             assert match is not None
             return self._customer(match.group(1), pairs)
@@ -201,45 +173,3 @@ class App:
                 included.append(shapes.contact(row))
             doc["included"] = included
         return document(200, doc)
-
-    def _catalogue(self, path: str, spec: Catalogue, pairs: Pairs) -> Response:
-        where: list[str] = []
-        params: list[Any] = []
-        page, size = 1, self.default_size
-        order = "id"
-        fields: list[str] | None = None
-        for key, value in pairs:
-            name = key[len("filter["):-1] if key.startswith("filter[") and key.endswith("]") else None
-            if key == "filter[site_id]" and spec.site_scoped:
-                where.append("site_id = ?")
-                params.append(positive(key, value))
-            elif name is not None and name in spec.contains:
-                where.append(f"instr(lower({spec.contains[name]}), ?) > 0")
-                params.append(value.lower())
-            elif name is not None and name in spec.equals:
-                where.append(f"{spec.equals[name]} = ?")
-                params.append(value)
-            elif key == "page[number]":
-                page = positive(key, value)
-            elif key == "page[size]":
-                size = positive(key, value)
-                if size > self.max_size:
-                    raise bad_request(f"page[size] is at most {self.max_size}", key)
-            elif key == "sort":
-                column = value.removeprefix("-")
-                if column not in spec.sorts:
-                    raise bad_request(f"cannot sort by {value!r}: use {', '.join(spec.sorts)}", key)
-                desc = " DESC" if value.startswith("-") else ""
-                order = f"{column}{desc}, id{desc}"
-            elif key == f"fields[{spec.type}]":
-                fields = [v.strip() for v in value.split(",") if v.strip()]
-            else:
-                raise bad_request(f"unknown parameter {key}", key)
-        rows, total = self.store.catalogue(spec.source, where, params, order, page, size)
-        data = [spec.render(row, self.links_base) for row in rows]
-        if fields is not None:
-            for item in data:
-                item["attributes"] = {k: v for k, v in item["attributes"].items() if k in fields}
-        return document(200, shapes.paged(data, f"{self.links_base}{path}", pairs, page, size, total))
-
-
