@@ -65,7 +65,7 @@ class ErrorObject:
 
 
 class APIError(ExecutorError):
-    """An HTTP error response: exit 3 when the API refused (4xx), 4 when the server failed (5xx)."""
+    """An HTTP error response: exit 3 when the API refused (4xx), 4 when the server failed (5xx, or 429 to the end)."""
 
     def __init__(
         self,
@@ -89,7 +89,8 @@ class APIError(ExecutorError):
 
     @property
     def exit_code(self) -> int:  # type: ignore[override]
-        return EXIT_FAILED if self.status >= 500 else EXIT_REFUSED
+        # 429 reaching the user means the rate limit outlasted every retry: a failure, not a refusal.
+        return EXIT_FAILED if self.status >= 500 or self.status == 429 else EXIT_REFUSED
 
     def _message(self) -> str:
         text = f"{self.status} {self.title}"

@@ -295,3 +295,13 @@ def test_a_failed_refresh_is_not_repeated_by_every_waiting_request() -> None:
         assert caught.value.exit_code == 3
         grants = [s for s in api.requests if s.path == "/v1/oauth/token"]
         assert len(grants) == 2  # the first token, one refused refresh: not one per page in flight
+
+
+def test_debug_logs_never_carry_the_token(api: FakeAPI, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    first_attempt(api, 1, Reply(503, b"", {"Retry-After": "0"}))
+    with caplog.at_level(logging.DEBUG), client(api) as c:
+        assert len(list(c.customers("limit 5"))) == 5
+    assert caplog.records  # httpx and httpcore did log the requests
+    assert all(TOKEN not in record.getMessage() for record in caplog.records)
