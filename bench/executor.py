@@ -198,7 +198,7 @@ def soak() -> None:
     from kql.client import Client
 
     customers = 100_000
-    with sandbox(customers=customers, error_rate=0.10, drop_rate=0.01, rate_limit=25, latency_ms=5) as sb, \
+    with sandbox(customers=customers, error_rate=0.10, drop_rate=0.01, rate_limit=30, latency_ms=5) as sb, \
             Client(sb.base_url, token="sandbox", concurrency=8) as client:
         started = time.perf_counter()
         ids = [record["id"] for record in client.customers("")]

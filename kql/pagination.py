@@ -123,10 +123,21 @@ class Pager:
         """Page numbers still to fetch after the first, or None if the server did not say how many."""
         if self.explicit or self.finished:
             return []
+        self._learn_size(first)
         if first.total_pages is None:
             return None
         last = first.total_pages if self.max_pages is None else min(first.total_pages, self.max_pages)
         return list(range(self.first_number + 1, last + 1))
+
+    def _learn_size(self, first: Page) -> None:
+        """A server that caps ``page[size]`` below what was asked (and says there is more than one
+        page) serves pages of the first page's length: plan the limit on that size."""
+        served = len(first.records)
+        more = first.total_pages is None or first.total_pages > 1
+        if self.size is not None and 0 < served < self.size and more:
+            self.size = served
+            if self.limit:
+                self.max_pages = math.ceil(self.limit / served)
 
     def wants_next(self, page: Page) -> bool:
         """For servers without ``total_pages``: go on while pages come back full."""

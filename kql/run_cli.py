@@ -54,22 +54,33 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--sandbox", action="store_true", help="run against the built-in sandbox (no credentials)")
     where.add_argument(
         "--base-url",
+        metavar="URL",
         default=os.environ.get("KAJABI_BASE_URL", "https://api.kajabi.com"),
         help="API origin (default: $KAJABI_BASE_URL or https://api.kajabi.com)",
     )
-    parser.add_argument("--token", help="bearer token (default: $KAJABI_TOKEN)")
-    parser.add_argument("--site", help="site id added as filter[site_id] (default: $KAJABI_SITE_ID)")
+    parser.add_argument("--token", help="bearer token (default: $KAJABI_TOKEN; prefer it: arguments show in ps)")
+    parser.add_argument("--site", metavar="ID", help="site id added as filter[site_id] (default: $KAJABI_SITE_ID)")
     parser.add_argument(
         "--format",
         choices=["table", "json", "ndjson", "csv"],
         help="default: table on a terminal, else from the --output extension, else ndjson",
     )
     parser.add_argument("--output", "-o", metavar="FILE", help="write here, atomically (no partial file on failure)")
-    parser.add_argument("--limit", type=_positive_int, help="at most N customers (with the query's limit: the smaller)")
-    parser.add_argument("--concurrency", type=_positive_int, default=8, help="pages fetched at once (default 8)")
-    parser.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds per request (default 30)")
-    parser.add_argument("--max-page-size", type=_positive_int, default=100, help="largest page[size] (default 100)")
-    parser.add_argument("--retries", type=int, default=6, help="retries per request after a fault (default 6)")
+    parser.add_argument(
+        "--limit", type=_positive_int, metavar="N", help="at most N customers (with the query's limit: the smaller)"
+    )
+    parser.add_argument(
+        "--concurrency", type=_positive_int, default=8, metavar="N", help="pages fetched at once (default 8)"
+    )
+    parser.add_argument(
+        "--timeout", type=_positive_float, default=30.0, metavar="SECONDS", help="seconds per request (default 30)"
+    )
+    parser.add_argument(
+        "--max-page-size", type=_positive_int, default=100, metavar="N", help="largest page[size] (default 100)"
+    )
+    parser.add_argument(
+        "--retries", type=int, default=6, metavar="N", help="retries per request after a fault (default 6)"
+    )
     parser.add_argument("--insecure", action="store_true", help="allow plain http:// to a non-loopback host")
     parser.add_argument("--segments", metavar="PATH", help="segments file (default: $KQL_SEGMENTS or ./kql.toml)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

@@ -305,3 +305,18 @@ def test_debug_logs_never_carry_the_token(api: FakeAPI, caplog: pytest.LogCaptur
         assert len(list(c.customers("limit 5"))) == 5
     assert caplog.records  # httpx and httpcore did log the requests
     assert all(TOKEN not in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize("meta", [True, False])
+def test_server_capping_page_size_below_the_ask(api: FakeAPI, meta: bool) -> None:
+    def hook(seen: Seen) -> Reply:
+        capped = {**seen.params, "page[size]": str(min(40, int(seen.params["page[size]"])))}
+        doc = api.page_document(capped)
+        if not meta:
+            del doc["meta"]
+        return Reply(200, doc)
+
+    api.hook = hook
+    with client(api) as c:
+        assert ids(c.customers("limit 150")) == every_id(150)  # asked 2 × 75, served 40 a page
+        assert ids(c.customers("")) == every_id(250)
