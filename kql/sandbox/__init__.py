@@ -37,12 +37,15 @@ class Sandbox:
         links_host: str | None = None, token: str | None = "sandbox", client_id: str = "sandbox",
         client_secret: str = "sandbox", expires_in: int = 3600, db: str | Path | None = None,
     ) -> None:
+        # Settings are checked before the (possibly long) generation.
+        if not 1 <= default_page_size <= max_page_size:
+            raise ValueError("need 1 <= default_page_size <= max_page_size")
+        faults = Faults(seed=seed, latency_ms=latency_ms, jitter_ms=jitter_ms, error_rate=error_rate,
+                        rate_limit=rate_limit, drop_rate=drop_rate)
         self.stats = Stats()
         self.token = token
         self.store = Store(customers=customers, seed=seed, sites=sites, db=db)
         self.tokens = Tokens(static=token, client_id=client_id, client_secret=client_secret, expires_in=expires_in)
-        faults = Faults(seed=seed, latency_ms=latency_ms, jitter_ms=jitter_ms, error_rate=error_rate,
-                        rate_limit=rate_limit, drop_rate=drop_rate)
         self.app = App(self.store, self.tokens, sites=sites, default_page_size=default_page_size,
                        max_page_size=max_page_size, links_host=links_host)
         self.server = SandboxServer(port, self.app, faults, self.stats)

@@ -24,7 +24,7 @@ from kql.sandbox import vocab
 from kql.sandbox.schema import CUSTOMER_COLUMNS, create_indexes, create_tables
 
 DAY = 86_400
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # bump when the same seed would give other data (reused --db files)
 _COL = {name: i for i, name in enumerate(CUSTOMER_COLUMNS)}
 Row = list[Any]
 
