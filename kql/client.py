@@ -165,7 +165,7 @@ class _Base:
         return self._credentials.secrets()
 
     def _url(self, path: str) -> httpx.URL:
-        return self.base_url.copy_with(path=self.base_url.path + path)
+        return self.base_url.copy_with(path=self.base_url.path.rstrip("/") + path)
 
     def _pager(self, compiled: CompiledLike, limit: int | None = None) -> Pager:
         if limit is not None:

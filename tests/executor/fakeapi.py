@@ -72,6 +72,8 @@ class FakeAPI:
         self.valid_tokens: set[str] = {token} if token else set()
         self.client_id, self.client_secret, self.expires_in = client_id, client_secret, expires_in
         self.grants: list[dict[str, str]] = []
+        self.issue_refresh_tokens = False
+        self.refresh_tokens: set[str] = set()
         self._server = _QuietServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -152,13 +154,17 @@ class FakeAPI:
             and form.get("client_secret") == self.client_secret
             and self.client_id is not None
         )
-        if not ok:
-            return Reply(401, {"error": "invalid_client"})
+        refreshed = form.get("grant_type") == "refresh_token" and form.get("refresh_token") in self.refresh_tokens
+        if not (ok or refreshed):
+            return Reply(400 if form.get("grant_type") == "refresh_token" else 401, {"error": "invalid_grant"})
         with self.lock:
             self.grants.append(form)
             token = f"granted-{len(self.grants)}-XYZW"
             self.valid_tokens.add(token)
         body: dict[str, Any] = {"access_token": token, "token_type": "Bearer"}
+        if self.issue_refresh_tokens:
+            body["refresh_token"] = f"refresh-{len(self.grants)}-XYZW"
+            self.refresh_tokens.add(body["refresh_token"])
         if self.expires_in is not None:
             body["expires_in"] = self.expires_in
         return Reply(200, body)
@@ -191,6 +197,7 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
 
         def _answer(self, method: str) -> None:
             parts = urlsplit(self.path)
+            parts = parts._replace(path=self.path.split("?", 1)[0])  # the raw target: "//v1/…" must not pass
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length).decode() if length else ""
             seen = Seen(

@@ -320,3 +320,21 @@ def test_server_capping_page_size_below_the_ask(api: FakeAPI, meta: bool) -> Non
     with client(api) as c:
         assert ids(c.customers("limit 150")) == every_id(150)  # asked 2 × 75, served 40 a page
         assert ids(c.customers("")) == every_id(250)
+
+
+@pytest.mark.parametrize("refresh_accepted", [True, False])
+def test_refresh_token_grant_then_client_credentials(refresh_accepted: bool) -> None:
+    with serving(300, token=None, client_id="cid", client_secret="csecret-123") as api:
+        api.issue_refresh_tokens = True
+        if not refresh_accepted:
+            api.hook = lambda s: api.refresh_tokens.clear() if s.path == "/v1/oauth/token" else None  # type: ignore[func-returns-value]
+        with Client(api.base_url, client_id="cid", client_secret="csecret-123", retry=FAST) as c:
+            assert ids(c.customers("limit 5")) == every_id(5)
+            api.valid_tokens.clear()  # revoked on the server: the next request gets a 401
+            assert ids(c.customers("limit 5")) == every_id(5)
+        kinds = [g["grant_type"] for g in api.grants]
+        assert kinds == ["client_credentials", "refresh_token" if refresh_accepted else "client_credentials"]
+        if not refresh_accepted:  # the refused refresh attempt was made first
+            assert [s.body.split("&")[0] for s in api.requests if s.path == "/v1/oauth/token"][1] == (
+                "grant_type=refresh_token"
+            )
