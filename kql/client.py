@@ -150,6 +150,11 @@ class _Base:
         # Counters for progress, tests and benchmarks: requests, retries, faults by kind, token grants.
         self.stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
+        self._open()
+
+    def _open(self) -> None:
+        """Create the httpx client and token source (each subclass its own kind)."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         return (
@@ -338,8 +343,7 @@ class AsyncCustomers(_Progress, AsyncIterator[Record]):
 class Client(_Base):
     """Synchronous client; page requests run on a small thread pool over one ``httpx.Client``."""
 
-    def __init__(self, base_url: str = DEFAULT_BASE_URL, **options: Any) -> None:
-        super().__init__(base_url, **options)
+    def _open(self) -> None:
         self._http = httpx.Client(**self._httpx_options())
         self._tokens = TokenSource(self._credentials, self._grant)
         self._pool: ThreadPoolExecutor | None = None
@@ -487,8 +491,7 @@ class Client(_Base):
 class AsyncClient(_Base):
     """Asynchronous client over one ``httpx.AsyncClient``; pages run as tasks, ``concurrency`` at a time."""
 
-    def __init__(self, base_url: str = DEFAULT_BASE_URL, **options: Any) -> None:
-        super().__init__(base_url, **options)
+    def _open(self) -> None:
         self._http = httpx.AsyncClient(**self._httpx_options())
         self._tokens = AsyncTokenSource(self._credentials, self._grant)
         self._gate: asyncio.Semaphore | None = None
