@@ -53,3 +53,28 @@ def test_links_host_never_followed_and_oauth() -> None:
         assert len(list(c.customers(""))) == 250
         assert len(list(c.customers(""))) == 250
         assert c.stats["token-grant"] == 1  # a 2-second token is reused
+
+
+def test_sandbox_faults_every_customer_exactly_once() -> None:
+    with (
+        sandbox.running(customers=2000, seed=5, error_rate=0.15, drop_rate=0.05, jitter_ms=5) as sb,
+        Client(sb.base_url, token=sb.token, retry=FAST, concurrency=8) as c,
+    ):
+        got = [r["id"] for r in c.customers("")]
+        faults = sb.stats["unavailable"] + sb.stats["dropped"]
+    assert sorted(got, key=int) == [str(i) for i in range(1, 2001)]
+    assert faults > 0 and c.stats["retries"] == faults
+
+
+def test_async_client_against_the_sandbox() -> None:
+    import asyncio
+
+    from kql.client import AsyncClient
+
+    async def main(base_url: str) -> tuple[list[str], int]:
+        async with AsyncClient(base_url, token="sandbox", retry=FAST) as c:
+            return [r["id"] async for r in c.customers("sort -created_at")], await c.count("")
+
+    with sandbox.running(customers=700, seed=2) as sb:
+        got, total = asyncio.run(main(sb.base_url))
+    assert got == [str(i) for i in range(700, 0, -1)] and total == 700
