@@ -92,6 +92,12 @@ class APIError(ExecutorError):
         # 429 reaching the user means the rate limit outlasted every retry: a failure, not a refusal.
         return EXIT_FAILED if self.status >= 500 or self.status == 429 else EXIT_REFUSED
 
+    def after(self, attempts: int) -> APIError:
+        """The same error, saying how many attempts were made before giving up."""
+        self.attempts = attempts
+        self.args = (self._message(),)
+        return self
+
     def _message(self) -> str:
         text = f"{self.status} {self.title}"
         if self.detail and self.detail != self.title:

@@ -478,8 +478,7 @@ class Client(_Base):
             delay = self.retry.delay(attempts, time.monotonic() - started, retry_after)
             if delay is None:
                 if isinstance(failure, APIError):
-                    failure.attempts = attempts
-                    failure.args = (failure._message(),)
+                    failure.after(attempts)
                 raise self._give_up(failure, attempts, f"{method} {url.copy_with(query=None)}")
             self._count("retries")
             if stop is None:
@@ -619,8 +618,7 @@ class AsyncClient(_Base):
             delay = self.retry.delay(attempts, time.monotonic() - started, retry_after)
             if delay is None:
                 if isinstance(failure, APIError):
-                    failure.attempts = attempts
-                    failure.args = (failure._message(),)
+                    failure.after(attempts)
                 raise self._give_up(failure, attempts, f"{method} {url.copy_with(query=None)}")
             self._count("retries")
             await asyncio.sleep(delay)
