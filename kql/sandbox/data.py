@@ -24,7 +24,7 @@ from kql.sandbox import vocab
 from kql.sandbox.schema import CUSTOMER_COLUMNS, create_indexes, create_tables
 
 DAY = 86_400
-GENERATOR_VERSION = "2"  # bump when the same seed would give other data (reused --db files)
+GENERATOR_VERSION = "3"  # bump when the same seed would give other data (reused --db files)
 _COL = {name: i for i, name in enumerate(CUSTOMER_COLUMNS)}
 Row = list[Any]
 
@@ -348,24 +348,46 @@ def _catalogue(conn: sqlite3.Connection, sites: int, seed: int, now: int) -> Non
     conn.executemany("INSERT INTO sites VALUES (?, ?, ?, ?, ?)", site_rows)
     n = vocab.COUNTS
     tag_names = vocab.TAG_NAMES
-    conn.executemany("INSERT INTO tags VALUES (?, ?, ?)", [
-        (k, _item_site(k, sites), tag_names[(k - 1) % len(tag_names)] + (f" {(k - 1) // len(tag_names) + 1}"
-                                                                           if k > len(tag_names) else ""))
+    tag_titles = _same_named_last({
+        k: tag_names[(k - 1) % len(tag_names)] + (f" {(k - 1) // len(tag_names) + 1}" if k > len(tag_names) else "")
         for k in range(1, n["tag"] + 1)
-    ])
+    }, sites)
+    conn.executemany("INSERT INTO tags VALUES (?, ?, ?)",
+                     [(k, _item_site(k, sites), title) for k, title in tag_titles.items()])
+    offer_titles = _same_named_last({
+        k: f"Offer {k}" + (" (free)" if vocab.OFFER_PRICES[(k - 1) % len(vocab.OFFER_PRICES)] == 0 else "")
+        for k in range(1, n["offer"] + 1)
+    }, sites)
     offer_rows = []
     for k in range(1, n["offer"] + 1):
         price = vocab.OFFER_PRICES[(k - 1) % len(vocab.OFFER_PRICES)]
         kind = "free" if price == 0 else ("subscription" if k % 3 == 0 else "one_time")
-        offer_rows.append((k, _item_site(k, sites), f"Offer {k}" + (" (free)" if price == 0 else ""),
-                           f"Description of offer {k}", price, kind, f"offer_{k:04d}"))
+        offer_rows.append((k, _item_site(k, sites), offer_titles[k], f"Description of offer {k}", price, kind,
+                           f"offer_{k:04d}"))
     conn.executemany("INSERT INTO offers VALUES (?, ?, ?, ?, ?, ?, ?)", offer_rows)
+    product_titles = _same_named_last({
+        k: f"{vocab.PRODUCT_TYPES[(k - 1) % len(vocab.PRODUCT_TYPES)][0]} {k}" for k in range(1, n["product"] + 1)
+    }, sites)
     product_rows = []
     for k in range(1, n["product"] + 1):
         type_name, type_id = vocab.PRODUCT_TYPES[(k - 1) % len(vocab.PRODUCT_TYPES)]
-        product_rows.append((k, _item_site(k, sites), f"{type_name} {k}", f"Description of {type_name.lower()} {k}",
+        product_rows.append((k, _item_site(k, sites), product_titles[k], f"Description of {type_name.lower()} {k}",
                              type_name, type_id, "published" if k % 4 else "draft", now - (900 - 20 * k) * DAY))
     conn.executemany("INSERT INTO products VALUES (?, ?, ?, ?, ?, ?, ?, ?)", product_rows)
+
+
+def _same_named_last(titles: dict[int, str], sites: int) -> dict[int, str]:
+    """The last item of each site takes the name of the site's item before it (when there is one).
+
+    Real catalogues have duplicate names; this makes name-to-id lookups ambiguous on
+    every site with two or more items of a kind, so that path can be tested for real.
+    """
+    last = max(titles)
+    renamed = dict(titles)
+    for k in range(max(1, last - sites + 1), last + 1):  # the last item of each site
+        if k - sites in titles:
+            renamed[k] = titles[k - sites]
+    return renamed
 
 
 TIMESTAMPS: dict[str, tuple[str, ...]] = {
