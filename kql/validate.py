@@ -388,7 +388,11 @@ class _Checker:
                 return ""
             number = value.number
         else:
-            self.fail("E206", f"'{entry.name}' takes a {kind} id, not {_shown(value)}", value, f"e.g. {prefix}_5")
+            from kql.names import CATALOGUES  # lazily: error path only
+
+            named = isinstance(value, ast.Str) and kind in CATALOGUES
+            hint = f"e.g. {prefix}_5" + (f"; a {kind} name is resolved to its id only by kql run" if named else "")
+            self.fail("E206", f"'{entry.name}' takes a {kind} id, not {_shown(value)}", value, hint)
             return ""
         if number <= 0:
             self.fail("E205", f"ids are positive; got {number}", value, f"e.g. {prefix}_5")

@@ -1,0 +1,375 @@
+"""Names instead of ids: ``has_tag("VIP")`` becomes ``has_tag(tag_5)`` before validation.
+
+A quoted string given to a filter that takes a tag, offer or product id (found in
+the registry by ``id_kind``, so ``has_all_tags``, ``has_active_product`` and the rest
+come along) is looked up in that kind's catalogue (``GET /v1/contact_tags``,
+``/v1/offers``, ``/v1/products``) and replaced by the typed id the parser makes of
+``tag_5``. Matching, in order (see docs/names.md):
+
+1. the exact name (case and spaces as written);
+2. otherwise the name ignoring case and runs of whitespace;
+
+and whichever rule matches must match exactly one item. No match is E108 (with the
+closest names as a hint), several matches are E210 (with every candidate's id).
+
+``resolve_names`` is pure: it gets the catalogues from a ``lookup(kind)`` callable.
+``catalogue(client, kind)`` is that lookup over HTTP, and ``Resolver`` caches it per
+kind for one run. Resolution works on an expanded query (``@segments`` replaced).
+Importing this module does not import httpx (``kql compile`` stays offline and fast).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from kql import ast
+from kql.apierror import PaginationError
+from kql.errors import KQLError, Span, raise_all
+from kql.registry import Registry, registry
+
+if TYPE_CHECKING:
+    from kql.client import Client
+
+__all__ = [
+    "CATALOGUES",
+    "Catalogue",
+    "Lookup",
+    "NameRef",
+    "Resolver",
+    "catalogue",
+    "find_names",
+    "named_filters",
+    "resolve_names",
+]
+
+# kind -> [(id, name)], ids as the API writes them ("5").
+Lookup = Callable[[str], list[tuple[str, str]]]
+
+# A runaway server (pages that never end) must not keep a run going forever.
+MAX_CATALOGUE_PAGES = 1000
+# Candidates listed in one hint; the rest are counted.
+_MAX_LISTED = 10
+
+
+@attrs.frozen(slots=True)
+class Catalogue:
+    """Where the items of one id kind are listed, and which attribute holds their name."""
+
+    path: str
+    type: str  # JSON:API type, also the key of fields[…]
+    attribute: str
+    plural: str
+
+
+# The registry knows id kinds but not endpoints; this is the only place that maps them.
+CATALOGUES: dict[str, Catalogue] = {
+    "tag": Catalogue("/v1/contact_tags", "contact_tags", "name", "tags"),
+    "offer": Catalogue("/v1/offers", "offers", "title", "offers"),
+    "product": Catalogue("/v1/products", "products", "title", "products"),
+}
+
+
+@attrs.frozen(slots=True)
+class NameRef:
+    """One quoted name that needs an id: ``has_tag("VIP")`` gives kind ``tag``, filter ``has_tag``."""
+
+    kind: str
+    filter: str
+    name: str
+    span: Span | None
+    node: ast.Str = attrs.field(eq=False, repr=False)
+
+
+def named_filters(reg: Registry | None = None) -> dict[str, str]:
+    """KQL filter name -> id kind, for every predicate whose ids can be given by name."""
+    reg = reg or registry()
+    return {
+        f.name: f.id_kind
+        for f in reg
+        if f.form == "predicate" and f.value == "id" and f.id_kind is not None and f.id_kind in CATALOGUES
+    }
+
+
+def find_names(query: ast.Query, reg: Registry | None = None) -> list[NameRef]:
+    """The quoted names in ``query`` that resolve to ids, in source order.
+
+    Arguments of a named filter (``has_tag("VIP")``) and items of its ``in`` list
+    (``has_offer in ("Gold", offer_3)``). Unexpanded ``@segments`` are not looked into.
+    """
+    if query.filter is None:
+        return []
+    filters = named_filters(reg)
+    found: list[NameRef] = []
+    for node in ast.walk(query.filter):
+        named = _named(node, filters)
+        if named is not None:
+            name, values = named
+            found.extend(NameRef(filters[name], name, v.value, v.span, v) for v in values if isinstance(v, ast.Str))
+    return found
+
+
+def resolve_names(
+    query: ast.Query,
+    lookup: Lookup,
+    source: str | None = None,
+    reg: Registry | None = None,
+) -> ast.Query:
+    """``query`` with every quoted tag/offer/product name replaced by its typed id.
+
+    ``lookup(kind)`` is called at most once per kind, and only for kinds the query
+    names. Every name that does not resolve is reported at once (a KQLError, or
+    KQLErrors for several). A query without names comes back unchanged.
+    """
+    reg = reg or registry()
+    if query.filter is None or not find_names(query, reg):
+        return query
+    filters = named_filters(reg)
+    fetched: dict[str, list[tuple[str, str]]] = {}
+    errors: list[KQLError] = []
+
+    def candidates(kind: str) -> list[tuple[str, str]]:
+        if kind not in fetched:
+            fetched[kind] = _unique(lookup(kind))
+        return fetched[kind]
+
+    def value(kind: str, node: ast.Scalar) -> ast.Scalar:
+        if not isinstance(node, ast.Str):
+            return node
+        resolved = _resolve(kind, node, candidates, reg.id_prefixes[kind])
+        if isinstance(resolved, KQLError):
+            errors.append(resolved)
+            return node
+        return resolved
+
+    def atom(node: ast.Expr) -> ast.Expr:
+        named = _named(node, filters)
+        if named is None:
+            return node
+        kind = filters[named[0]]
+        values = tuple(value(kind, v) for v in named[1])
+        if not _moved(values, named[1]):
+            return node
+        if isinstance(node, ast.Call):
+            return attrs.evolve(node, args=values)
+        assert isinstance(node, ast.Comparison) and isinstance(node.value, ast.ValueList)
+        return attrs.evolve(node, value=attrs.evolve(node.value, items=values))
+
+    rewritten = _map_atoms(query.filter, atom)
+    raise_all(errors, source)
+    return attrs.evolve(query, filter=rewritten)
+
+
+def _moved(new: tuple[ast.Scalar, ...], old: tuple[ast.Scalar, ...]) -> bool:
+    return any(a is not b for a, b in zip(new, old, strict=True))
+
+
+def _named(node: ast.Expr, filters: Mapping[str, str]) -> tuple[str, tuple[ast.Scalar, ...]] | None:
+    """(filter name, the values that may be names) when ``node`` uses a filter whose ids have names."""
+    if isinstance(node, ast.Call) and node.name.text in filters:
+        return node.name.text, node.args
+    if (
+        isinstance(node, ast.Comparison)
+        and node.field.text in filters
+        and node.op == "in"
+        and isinstance(node.value, ast.ValueList)
+    ):
+        return node.field.text, node.value.items
+    return None
+
+
+def _map_atoms(expr: ast.Expr, change: Callable[[ast.Expr], ast.Expr]) -> ast.Expr:
+    """``expr`` with ``change`` applied to every atom, left to right, rebuilt without recursion.
+
+    Without recursion because a query built in Python (not parsed) has no depth limit.
+    """
+    done: list[ast.Expr] = []
+    stack: list[tuple[ast.Expr, bool]] = [(expr, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if isinstance(node, ast.And | ast.Or | ast.Not):
+            children: tuple[ast.Expr, ...] = (node.item,) if isinstance(node, ast.Not) else node.items
+            if not children_done:
+                stack.append((node, True))
+                stack.extend((child, False) for child in reversed(children))
+                continue
+            new = tuple(done[len(done) - len(children) :])
+            del done[len(done) - len(children) :]
+            if all(a is b for a, b in zip(new, children, strict=True)):
+                done.append(node)
+            elif isinstance(node, ast.Not):
+                done.append(attrs.evolve(node, item=new[0]))
+            else:
+                done.append(attrs.evolve(node, items=new))
+        else:
+            done.append(change(node))
+    return done[0]
+
+
+def _unique(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """First occurrence of each id (a catalogue walked page by page may repeat an item)."""
+    seen: dict[str, str] = {}
+    for item_id, name in items:
+        seen.setdefault(str(item_id), name)
+    return list(seen.items())
+
+
+def _loose(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def _resolve(
+    kind: str, node: ast.Str, candidates: Callable[[str], list[tuple[str, str]]], prefix: str
+) -> ast.TypedId | KQLError:
+    name = node.value
+    plural = CATALOGUES[kind].plural
+    if not name.strip():
+        return KQLError("E108", f"empty {kind} name", node.span, f"write a {kind} name or an id such as {prefix}_5")
+    items = candidates(kind)
+    matches = [item for item in items if item[1] == name]
+    how = ""
+    if not matches:
+        # Case and spacing are easy to get wrong and rarely tell two items apart.
+        matches = [item for item in items if _loose(item[1]) == _loose(name)]
+        how = " (ignoring case and spacing)"
+    if len(matches) == 1:
+        return ast.TypedId(prefix, _number(matches[0][0], kind), span=node.span)
+    if matches:
+        return KQLError(
+            "E210",
+            f"{len(matches)} {plural} are named {name!r}{how}",
+            node.span,
+            f"write the id of the one you mean: {_listed(matches, prefix, kind)}",
+        )
+    return KQLError("E108", f"no {kind} named {name!r}", node.span, _suggest(name, items, prefix, kind, plural))
+
+
+def _number(item_id: str, kind: str) -> int:
+    if not item_id.isdigit() or int(item_id) <= 0:
+        # catalogue() checks the API's ids; only a hand-written lookup can get here.
+        raise ValueError(f"{kind} id {item_id!r} is not a positive integer")
+    return int(item_id)
+
+
+def _typed(item_id: str, prefix: str, kind: str) -> str:
+    return f"{prefix}_{_number(item_id, kind)}"
+
+
+def _listed(items: list[tuple[str, str]], prefix: str, kind: str) -> str:
+    shown = ", ".join(f"{_typed(i, prefix, kind)} ({n!r})" for i, n in items[:_MAX_LISTED])
+    more = len(items) - _MAX_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _suggest(name: str, items: list[tuple[str, str]], prefix: str, kind: str, plural: str) -> str:
+    """'did you mean' the closest names (with their ids), or what exists."""
+    import difflib  # lazily: only needed on the error path
+
+    if not items:
+        return f"the API lists no {plural} at all; write an id such as {prefix}_5"
+    ids_by_name: dict[str, list[str]] = {}
+    for item_id, item_name in items:
+        ids_by_name.setdefault(item_name, []).append(item_id)
+    by_folded: dict[str, list[str]] = {}
+    for item_name in ids_by_name:
+        by_folded.setdefault(_loose(item_name), []).append(item_name)
+    wanted = _loose(name)
+    close = difflib.get_close_matches(wanted, list(by_folded), n=3, cutoff=0.6)
+    if len(close) < 3 and len(wanted) >= 3:
+        # A part of a longer name ("vip" for "VIP Customer") is a likely slip too.
+        close += [f for f in by_folded if wanted in f and f not in close][: 3 - len(close)]
+    names = [n for folded in close for n in by_folded[folded]][:3]
+    if not names:
+        sample = ", ".join(repr(n) for n in list(ids_by_name)[:5])
+        return f"no {kind} has a similar name; there are {len(ids_by_name)} names, e.g. {sample}"
+
+    def shown(item_name: str) -> str:
+        return f"{item_name!r} ({', '.join(_typed(i, prefix, kind) for i in ids_by_name[item_name])})"
+
+    if len(names) == 1:
+        return f"did you mean {shown(names[0])}?"
+    return "did you mean " + ", ".join(shown(n) for n in names[:-1]) + f" or {shown(names[-1])}?"
+
+
+# ---- fetching catalogues ---------------------------------------------------------------
+
+
+def catalogue(client: Client, kind: str) -> list[tuple[str, str]]:
+    """Every ``(id, name)`` of one kind (``tag``, ``offer``, ``product``), walking all pages.
+
+    Scoped to the client's ``site_id`` when it has one (as the API requires on accounts
+    with several sites). Only the name attribute is asked for (``fields[…]``). Errors
+    are the client's own (APIError, TransportError); a malformed page is a PaginationError.
+    """
+    spec = CATALOGUES[kind]
+    url = client._url(spec.path)
+    size = client.max_page_size
+    base: list[tuple[str, str]] = []
+    if client.site_id is not None:
+        base.append(("filter[site_id]", client.site_id))
+    base.append((f"fields[{spec.type}]", spec.attribute))
+    found: dict[str, str] = {}
+    number = 1
+    while True:
+        params = [*base, ("page[number]", str(number)), ("page[size]", str(size))]
+        body = client._send("GET", url, params=params)
+        items, total_pages = _catalogue_page(body, spec, number)
+        for item_id, name in items:
+            found.setdefault(item_id, name)
+        more = number < total_pages if total_pages is not None else len(items) >= size
+        if not items or not more:
+            return list(found.items())
+        if number >= MAX_CATALOGUE_PAGES:
+            raise PaginationError(f"GET {spec.path}: more than {MAX_CATALOGUE_PAGES} pages; giving up")
+        number += 1
+
+
+def _catalogue_page(body: Any, spec: Catalogue, number: int) -> tuple[list[tuple[str, str]], int | None]:
+    where = f"GET {spec.path} page {number}"
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise PaginationError(f"{where}: the response has no 'data' list")
+    items: list[tuple[str, str]] = []
+    for item in body["data"]:
+        raw = item.get("id") if isinstance(item, dict) else None
+        item_id = str(raw) if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
+        if not item_id.isdigit() or int(item_id) <= 0:
+            raise PaginationError(f"{where}: an item without a positive integer id ({raw!r})")
+        attributes = item.get("attributes")
+        name = attributes.get(spec.attribute) if isinstance(attributes, dict) else None
+        if isinstance(name, str):  # an item without a name cannot be meant by one
+            items.append((item_id, name))
+    meta = body.get("meta")
+    pages = meta.get("total_pages") if isinstance(meta, dict) else None
+    total_pages = pages if isinstance(pages, int) and not isinstance(pages, bool) else None
+    return items, total_pages
+
+
+class Resolver:
+    """Names to ids for one run: each catalogue is fetched once, when a query first names that kind.
+
+        resolver = Resolver(client)
+        query = resolver.resolve(expanded_query, text)
+    """
+
+    def __init__(self, client: Client, reg: Registry | None = None) -> None:
+        self.client = client
+        self.reg = reg or registry()
+        self._cache: dict[str, list[tuple[str, str]]] = {}
+        self._lock = threading.Lock()  # one fetch per kind even if runs share the resolver across threads
+
+    def lookup(self, kind: str) -> list[tuple[str, str]]:
+        with self._lock:
+            if kind not in self._cache:
+                self._cache[kind] = catalogue(self.client, kind)
+            return self._cache[kind]
+
+    def resolve(self, query: ast.Query, source: str | None = None) -> ast.Query:
+        return resolve_names(query, self.lookup, source, self.reg)
+
+    def clear(self) -> None:
+        """Forget the fetched catalogues (a long-lived resolver after the account changed)."""
+        with self._lock:
+            self._cache.clear()
