@@ -18,7 +18,7 @@ import asyncio
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from types import TracebackType
@@ -34,6 +34,9 @@ from kql.retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
     from kql.ast import Query
+    from kql.planner import Plan
+    from kql.planrun import AsyncPlanCustomers, PlanCustomers
+    from kql.segments import Segments
 
 __all__ = ["AsyncClient", "AsyncCustomers", "Client", "Customers", "RetryPolicy"]
 
@@ -60,12 +63,33 @@ class CompiledLike(Protocol):
     def sort(self) -> str | None: ...
 
 
-def _compile(query: str | Query | CompiledLike) -> CompiledLike:
-    if isinstance(query, str) or not hasattr(query, "params"):
-        from kql.compiler import compile_query
+# Errors that mean "valid, but more than one request": the planner takes those queries.
+_NEEDS_PLANNER = frozenset({"E301", "E302", "E303", "E304", "E305", "E306"})
 
-        return compile_query(query)
-    return query  # type: ignore[return-value]
+
+def prepare(
+    query: str | Query | CompiledLike | Plan,
+    *,
+    segments: Segments | None = None,
+    max_requests: int | None = None,
+) -> CompiledLike | Plan:
+    """A query as the clients run it: one compiled request where that is enough, else a plan.
+
+    Compiled queries and plans pass through unchanged.
+    """
+    if not isinstance(query, str) and (hasattr(query, "params") or hasattr(query, "branches")):
+        return query  # type: ignore[return-value]
+    from kql.compiler import compile_query
+    from kql.errors import KQLError
+
+    try:
+        return compile_query(query, segments=segments)
+    except KQLError as error:
+        if not all(e.code in _NEEDS_PLANNER for e in error.errors):
+            raise
+    from kql.planner import plan_query
+
+    return plan_query(query, segments=segments, max_requests=max_requests)
 
 
 def _retryable(exc: httpx.TransportError) -> bool:
@@ -360,16 +384,34 @@ class Client(_Base):
             self._pool.shutdown(wait=False, cancel_futures=True)
         self._http.close()
 
-    def customers(self, query: str | Query | CompiledLike, *, limit: int | None = None) -> Customers:
-        """Every customer the query matches, lazily, in page order (see docs/executor.md for the order)."""
-        compiled = _compile(query)
+    def customers(
+        self, query: str | Query | CompiledLike | Plan, *, limit: int | None = None
+    ) -> Customers | PlanCustomers:
+        """Every customer the query matches, lazily (see docs/executor.md for the order).
+
+        Any KQL expression: one that needs several requests runs as a plan (docs/planner.md).
+        """
+        target = prepare(query)
+        if hasattr(target, "branches"):
+            from kql.planrun import run_plan
+
+            return run_plan(self, target, limit)  # type: ignore[arg-type]
+        compiled: CompiledLike = target
         pager = self._pager(compiled, limit)
         records: Iterator[Record] = iter(()) if compiled.matches_nothing else self._records(pager)
         return Customers(pager, records)
 
-    def count(self, query: str | Query | CompiledLike) -> int:
-        """``meta.total_count`` for the query, from one request for a single record."""
-        compiled = _compile(query)
+    def count(self, query: str | Query | CompiledLike | Plan) -> int:
+        """How many customers the query matches (``page`` and ``limit`` aside).
+
+        One request for a single record when the API can answer it; a plan is run for ids.
+        """
+        target = prepare(query)
+        if hasattr(target, "branches"):
+            from kql.planrun import count_plan
+
+            return count_plan(self, target)  # type: ignore[arg-type]
+        compiled: CompiledLike = target
         if compiled.matches_nothing:
             return 0
         body = self._send("GET", self._url(CUSTOMERS_PATH), params=self._count_params(compiled))
@@ -380,7 +422,7 @@ class Client(_Base):
 
     # -- paging ---------------------------------------------------------------
 
-    def _records(self, pager: Pager) -> Iterator[Record]:
+    def _records(self, pager: Pager) -> Generator[Record, None, None]:
         first = self._fetch(pager, pager.first_number)
         yield from pager.accept(first)
         rest = pager.rest(first)
@@ -504,13 +546,25 @@ class AsyncClient(_Base):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def customers(self, query: str | Query | CompiledLike, *, limit: int | None = None) -> AsyncCustomers:
-        compiled = _compile(query)
+    def customers(
+        self, query: str | Query | CompiledLike | Plan, *, limit: int | None = None
+    ) -> AsyncCustomers | AsyncPlanCustomers:
+        target = prepare(query)
+        if hasattr(target, "branches"):
+            from kql.planrun import run_plan_async
+
+            return run_plan_async(self, target, limit)  # type: ignore[arg-type]
+        compiled: CompiledLike = target
         pager = self._pager(compiled, limit)
         return AsyncCustomers(pager, self._records(pager, compiled.matches_nothing))
 
-    async def count(self, query: str | Query | CompiledLike) -> int:
-        compiled = _compile(query)
+    async def count(self, query: str | Query | CompiledLike | Plan) -> int:
+        target = prepare(query)
+        if hasattr(target, "branches"):
+            from kql.planrun import count_plan_async
+
+            return await count_plan_async(self, target)  # type: ignore[arg-type]
+        compiled: CompiledLike = target
         if compiled.matches_nothing:
             return 0
         body = await self._send("GET", self._url(CUSTOMERS_PATH), params=self._count_params(compiled))
@@ -519,7 +573,7 @@ class AsyncClient(_Base):
             raise PaginationError("the response has no meta.total_count")
         return page.total_count
 
-    async def _records(self, pager: Pager, nothing: bool) -> AsyncIterator[Record]:
+    async def _records(self, pager: Pager, nothing: bool) -> AsyncGenerator[Record, None]:
         if nothing:
             return
         first = await self._fetch(pager, pager.first_number)

@@ -21,9 +21,8 @@ class IdSet:
 
     def add(self, key: str) -> bool:
         """Add ``key``; True if it was not there before."""
-        # "007" and "7" are different ids: only canonical digit strings become ints.
-        if key.isdigit() and len(key) < 19 and (key == "0" or key[0] != "0"):
-            number = int(key)
+        number = _number(key)
+        if number is not None:
             if number in self._recent or self._in_sorted(number):
                 return False
             self._recent.add(number)
@@ -34,6 +33,14 @@ class IdSet:
             return False
         self._other.add(key)
         return True
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        number = _number(key)
+        if number is not None:
+            return number in self._recent or self._in_sorted(number)
+        return key in self._other
 
     def __len__(self) -> int:
         return len(self._sorted) + len(self._recent) + len(self._other)
@@ -46,3 +53,10 @@ class IdSet:
         # heapq.merge streams into the new array: no list of every id on the way.
         self._sorted = array("q", heapq.merge(self._sorted, sorted(self._recent)))
         self._recent.clear()
+
+
+def _number(key: str) -> int | None:
+    # "007" and "7" are different ids: only canonical digit strings become ints.
+    if key.isdigit() and len(key) < 19 and (key == "0" or key[0] != "0"):
+        return int(key)
+    return None

@@ -32,7 +32,7 @@ def _test(local: LocalFilter, raw: Any) -> bool:
     if raw is None:
         return False
     kind = registry().attributes[local.attribute].type
-    value = _convert(kind, raw)
+    value = convert(kind, raw)
     if value is None:
         return False
     if local.op == "in":
@@ -68,7 +68,7 @@ def _compare(kind: str, value: Any, op: str, wanted_node: ast.Value) -> bool:
     raise ValueError(f"unknown operator {op!r}")
 
 
-def _convert(kind: str, raw: Any) -> Any:
+def convert(kind: str, raw: Any) -> Any:
     """An attribute value as the API returns it, as a comparable Python value."""
     if kind == "money":
         try:

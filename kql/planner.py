@@ -36,6 +36,10 @@ from kql.segments import Segments
 from kql.validate import Cond, Local, TAnd, TNot, TOr, Typed
 
 MAX_BRANCHES = 32
+# The smallest attribute, for listings whose records are only counted or matched by id.
+ID_ONLY_FIELD = "sign_in_count"
+# `page N` of a merged or filtered stream without `size`: the API's default page size.
+DEFAULT_PAGE_SIZE = 25
 
 # ---- the plan ---------------------------------------------------------------------------
 
@@ -107,6 +111,20 @@ class Plan:
     def merge_order(self) -> str:
         return self.sort or "created_at"
 
+    def stream_params(self, branch: Branch) -> list[Param]:
+        """The parameters of a branch's streamed listing: its filters, the merge order, the fields."""
+        # Without a sort the executor pages by ascending created_at, which new customers cannot disturb.
+        params = [*branch.request.params, ("sort", self.merge_order)]
+        if self.fetch:
+            params.append(("fields[customers]", ",".join(self.fetch)))
+        return params
+
+    @staticmethod
+    def id_params(request: Request) -> list[Param]:
+        """The parameters of an id-set listing (exclude, intersect): only the ids matter."""
+        # A sparse fieldset names at least one attribute; the id always comes back.
+        return [*request.params, ("sort", "created_at"), ("fields[customers]", ID_ONLY_FIELD)]
+
     def to_dict(self) -> dict[str, Any]:
         from kql.jsonform import _value
 
@@ -114,9 +132,9 @@ class Plan:
             "branches": [
                 {
                     "kql": b.text,
-                    "request": b.request.query_string,
-                    "exclude": [r.query_string for r in b.exclude],
-                    "intersect": [r.query_string for r in b.intersect],
+                    "request": encode(self.stream_params(b)),
+                    "exclude": [encode(self.id_params(r)) for r in b.exclude],
+                    "intersect": [encode(self.id_params(r)) for r in b.intersect],
                     "local": [
                         {"attribute": f.attribute, "op": f.op, "value": _value(f.value), "negated": f.negated}
                         for f in b.local
@@ -153,11 +171,11 @@ def _explain(plan: Plan) -> Iterator[str]:
     )
     for number, branch in enumerate(plan.branches, start=1):
         yield f"branch {number}: {branch.text or '(all customers)'}"
-        yield f"  request:   {_with_clauses(branch.request, plan)}"
+        yield f"  request:   {_listing(plan.stream_params(branch))}"
         for request in branch.exclude:
-            yield f"  exclude:   ids of GET /v1/customers?{request.query_string}"
+            yield f"  exclude:   ids of {_listing(plan.id_params(request))}"
         for request in branch.intersect:
-            yield f"  intersect: ids of GET /v1/customers?{request.query_string}"
+            yield f"  intersect: ids of {_listing(plan.id_params(request))}"
         for local in branch.local:
             yield f"  local:     {local.text}  (checked on each returned customer)"
     if plan.strip:
@@ -165,18 +183,17 @@ def _explain(plan: Plan) -> Iterator[str]:
     if plan.limit is not None:
         yield f"limit {plan.limit}" + (" after merging" if count > 1 else "")
     if plan.page is not None:
-        size = plan.page[1]
-        merged = " of the merged stream" if count > 1 else ""
-        yield f"page {plan.page[0]}" + (f" size {size}" if size else "") + merged
+        number, size = plan.page
+        if plan.single_request:
+            yield f"page {number}" + (f" size {size}" if size else "")
+        else:
+            # The page is cut from the merged, filtered stream, so it needs a size of its own.
+            shown = f"size {size}" if size else f"size {DEFAULT_PAGE_SIZE} (the API's default)"
+            yield f"page {number} {shown} of the " + ("merged stream" if count > 1 else "filtered stream")
 
 
-def _with_clauses(request: Request, plan: Plan) -> str:
-    params = list(request.params)
-    # Without a sort the executor pages by ascending created_at, which new customers cannot disturb.
-    params.append(("sort", plan.merge_order))
-    if plan.fetch:
-        params.append(("fields[customers]", ",".join(plan.fetch)))
-    return "GET /v1/customers" + (f"?{encode(params)}" if params else "")
+def _listing(params: list[Param]) -> str:
+    return f"GET /v1/customers?{encode(params)}"
 
 
 # ---- normal form ------------------------------------------------------------------------

@@ -82,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
         "--retries", type=int, default=6, metavar="N", help="retries per request after a fault (default 6)"
     )
     parser.add_argument("--insecure", action="store_true", help="allow plain http:// to a non-loopback host")
+    parser.add_argument(
+        "--max-requests",
+        type=_positive_int,
+        metavar="N",
+        help="refuse, before sending anything, a plan that needs more than N listings (see kql explain)",
+    )
     parser.add_argument("--segments", metavar="PATH", help="segments file (default: $KQL_SEGMENTS or ./kql.toml)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
@@ -124,7 +130,7 @@ def _run(args: argparse.Namespace, secrets: list[str]) -> int:
     if text is None:
         print("kql run: give a query as an argument, or pipe one on stdin", file=sys.stderr)
         return EXIT_USAGE
-    compiled = _compile(text, args.segments)
+    compiled = _prepare(text, args.segments, args.max_requests)
     for warning in compiled.warnings:
         print(warning.render(), file=sys.stderr)
     fmt = args.format or _default_format(args.output)
@@ -173,7 +179,7 @@ def _stream(client: Client, compiled: Any, args: argparse.Namespace, fmt: str) -
             if show_bar:
                 stack.enter_context(ProgressBar(customers, sys.stderr))
             out = stack.enter_context(_atomic(args.output)) if args.output else sys.stdout
-            write(customers, out, fmt, compiled.fields)
+            write(customers, out, fmt, _selected(compiled))
             out.flush()
     finally:
         customers.close()
@@ -233,12 +239,13 @@ def _policy(retries: int) -> Any:
     return RetryPolicy(max_attempts=retries + 1)
 
 
-def _compile(text: str, segments_path: str | None) -> Any:
-    from kql.compiler import compile_query
+def _prepare(text: str, segments_path: str | None, max_requests: int | None) -> Any:
+    """One compiled request, or a plan when the query needs more (both run the same way)."""
+    from kql.client import prepare
     from kql.segments import find, load
 
     found = find(segments_path)
-    return compile_query(text, segments=load(found) if found is not None else None)
+    return prepare(text, segments=load(found) if found is not None else None, max_requests=max_requests)
 
 
 def _read_expr(expr: str) -> str | None:
@@ -247,3 +254,8 @@ def _read_expr(expr: str) -> str | None:
     if sys.stdin is None or sys.stdin.isatty():
         return None
     return sys.stdin.read()
+
+
+def _selected(target: Any) -> Any:
+    """The fields the user selected (a compiled request calls them fields, a plan select)."""
+    return target.fields if hasattr(target, "fields") else target.select

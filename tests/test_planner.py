@@ -158,8 +158,8 @@ def test_segments_and_cli(tmp_path: Any) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert [b["request"] for b in json.loads(done.stdout)["branches"]] == [
-        "filter[net_revenue_greater_than]=500",
-        "filter[is_hidden]=true",
+        "filter[net_revenue_greater_than]=500&sort=created_at",
+        "filter[is_hidden]=true&sort=created_at",
     ]
     over = subprocess.run(
         [sys.executable, "-m", "kql", "explain", "--max-requests", "1", "opened(bc_1) or hidden"],
