@@ -284,7 +284,7 @@ def _suggest(name: str, items: list[tuple[str, str]], prefix: str, kind: str, pl
     names = [n for folded in close for n in by_folded[folded]][:3]
     if not names:
         sample = ", ".join(repr(n) for n in list(ids_by_name)[:5])
-        return f"no {kind} has a similar name; there are {len(ids_by_name)} names, e.g. {sample}"
+        return f"no {kind} has a similar name; the {len(ids_by_name)} {kind} names include {sample}"
 
     def shown(item_name: str) -> str:
         return f"{item_name!r} ({', '.join(_typed(i, prefix, kind) for i in ids_by_name[item_name])})"

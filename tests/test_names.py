@@ -152,7 +152,7 @@ def test_no_match_suggests_longer_names_and_shares_ids_of_duplicates() -> None:
 
 def test_no_match_and_nothing_close_names_what_exists() -> None:
     hint = failure('has_product("Zzyzx")').hint
-    assert hint is not None and "2 names" in hint and "'Course 1'" in hint
+    assert hint is not None and "2 product names" in hint and "'Course 1'" in hint
     empty = failure('has_tag("VIP")', FakeLookup({"tag": []}))
     assert empty.code == "E108" and empty.hint is not None and "no tags" in empty.hint and "tag_5" in empty.hint
 
