@@ -1,0 +1,195 @@
+"""Plan execution against the sandbox equals set algebra over single requests.
+
+For hundreds of random expressions (every filter form, planner operators, attribute
+predicates, and/or/not, sort, limit, select, page), ``kql.Client.customers`` must
+return exactly the customers, order and count that the ground truth (groundtruth.py)
+computes from one-request listings and the full records: same set, no duplicates,
+the server's own order for the sort key (ties by id in the sort's direction), and
+``limit``/``page`` applied after the merge.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import kql
+from kql.client import Client, prepare
+from kql.retry import RetryPolicy
+from tests.planner_sandbox.groundtruth import (
+    And,
+    Atom,
+    Expr,
+    Not,
+    Or,
+    Truth,
+    api_atoms,
+    clause_text,
+    describe,
+    hand_written,
+    local_atoms,
+    render,
+)
+
+sandbox = pytest.importorskip("kql.sandbox")
+
+CUSTOMERS = 400
+SEED = 11
+EXAMPLES = 500
+# Plans over this many listings are skipped (and counted): they are correct or not the
+# same way smaller ones are, and they would make the run slow.
+BUDGET = 24
+FAST = RetryPolicy(max_attempts=3, backoff_base=0.01, backoff_cap=0.05, retry_after_cap=1.0, deadline=10.0)
+SORTS = [None, "created_at", "-created_at", "name", "-name", "email", "-email", "net_revenue", "-net_revenue",
+         "last_request_at", "-last_request_at"]
+SELECTS: list[tuple[str, ...] | None] = [None, None, None, ("name", "email"), ("net_revenue",), ("sign_in_count",)]
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[tuple[Truth, Client, Any]]:
+    with sandbox.running(customers=CUSTOMERS, seed=SEED) as sb:
+        truth = Truth(sb.base_url, sb.token)
+        client = Client(sb.base_url, token=sb.token, retry=FAST)
+        try:
+            yield truth, client, sb
+        finally:
+            client.close()
+            truth.close()
+
+
+ATOMS: list[Atom] = api_atoms() + local_atoms()
+
+literals: st.SearchStrategy[Expr] = st.one_of(st.sampled_from(ATOMS), st.sampled_from(ATOMS).map(Not))
+nested: st.SearchStrategy[Expr] = st.recursive(
+    st.sampled_from(ATOMS),
+    lambda inner: st.one_of(
+        inner.map(Not),
+        st.lists(inner, min_size=2, max_size=3).map(lambda xs: And(tuple(xs))),
+        st.lists(inner, min_size=2, max_size=3).map(lambda xs: Or(tuple(xs))),
+    ),
+    max_leaves=8,
+)
+
+
+def _either(items: list[Expr]) -> Expr:
+    return items[0] if len(items) == 1 else Or(tuple(items))
+
+
+# An `and` of `or`s: what multiplies out into many branches (and sometimes over the budget).
+products: st.SearchStrategy[Expr] = st.lists(
+    st.lists(literals, min_size=1, max_size=3).map(_either), min_size=2, max_size=4
+).map(lambda xs: And(tuple(xs)))
+expressions: st.SearchStrategy[Expr] = st.one_of(nested, nested, products)
+clauses = st.tuples(
+    st.sampled_from(SORTS),
+    st.sampled_from(SELECTS),
+    st.one_of(st.none(), st.none(), st.integers(1, 60)),
+    st.one_of(*[st.none()] * 8, st.tuples(st.integers(1, 4), st.sampled_from([None, 10, 30]))),
+)
+
+
+def check(truth: Truth, client: Client, expr: Expr | None, clause: tuple[Any, ...]) -> None:
+    """Run one query through kql and compare with the ground truth; AssertionError on any difference."""
+    sort, select, limit, page = clause
+    text = " ".join(t for t in ((render(expr) if expr is not None else ""), clause_text(*clause)) if t)
+    plan = kql.plan(text)
+    records = list(client.customers(text))
+    got = [r["id"] for r in records]
+    expected = truth.expected(expr, sort, limit, page)
+    context = f"\nquery: {text}\nplan:\n{plan.explain()}"
+    duplicates = [i for i, n in Counter(got).items() if n > 1]
+    assert not duplicates, f"duplicates {duplicates[:10]}{context}"
+    if page is None:
+        everything = truth.expected(expr, sort, None)
+        extra, missing = set(got) - set(everything), set(everything) - set(got)
+        assert not extra, f"{len(extra)} customers that do not match: {describe(truth, sorted(extra))}{context}"
+        if limit is None:
+            shown = describe(truth, sorted(missing))
+            assert not missing, f"{len(missing)} matching customers missing: {shown}{context}"
+    assert len(got) == len(expected), f"{len(got)} customers, expected {len(expected)}{context}"
+    if got != expected:
+        at = next(i for i, (a, b) in enumerate(zip(got, expected, strict=True)) if a != b)
+        window = slice(max(0, at - 2), at + 4)
+        raise AssertionError(
+            f"order differs at position {at} (sort {sort or 'created_at'}):\n"
+            f"  got      {describe(truth, got[window])}\n  expected {describe(truth, expected[window])}{context}"
+        )
+    if select:
+        shapes = {frozenset(r) for r in records}
+        assert shapes <= {frozenset({"id", *select})}, f"fields {shapes} for select {select}{context}"
+
+
+def test_hand_written_examples(world: tuple[Truth, Client, Any]) -> None:
+    truth, client, _ = world
+    for expr, clause in hand_written():
+        check(truth, client, expr, clause)
+
+
+def test_no_filter_and_clauses_only(world: tuple[Truth, Client, Any]) -> None:
+    truth, client, _ = world
+    for sort in SORTS:
+        check(truth, client, None, (sort, None, 30, None))
+
+
+def test_random_expressions_equal_the_ground_truth(world: tuple[Truth, Client, Any]) -> None:
+    truth, client, _ = world
+    outcome: Counter[str] = Counter()
+
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )
+    @given(expressions, clauses)
+    def run(expr: Expr, clause: tuple[Any, ...]) -> None:
+        text = render(expr)
+        try:
+            plan = kql.plan(text, max_requests=BUDGET)
+        except kql.KQLError as error:
+            assert error.code in ("E307", "E308"), error.render() if hasattr(error, "render") else str(error)
+            outcome[error.code] += 1
+            return
+        outcome["multi" if not plan.single_request else "single"] += 1
+        check(truth, client, expr, clause)
+
+    run()
+    ran = outcome["multi"] + outcome["single"]
+    rejected = outcome["E307"] + outcome["E308"]
+    print(f"\nplanner differential: {dict(outcome)}; ground-truth requests {truth.requests}")
+    assert rejected <= 0.2 * (ran + rejected), f"too many plans over budget: {dict(outcome)}"
+    assert outcome["multi"] >= 0.5 * ran, f"too few multi-request plans: {dict(outcome)}"
+
+
+def test_budget_error_before_any_request(world: tuple[Truth, Client, Any]) -> None:
+    _, _, sb = world
+    text = "opened(bc_1) or opened(bc_9) or clicked(bc_10) or not passed_assessment(asmt_1)"
+    needed = kql.plan(text).requests
+    assert needed > 2
+    with pytest.raises(kql.KQLError) as planned:
+        kql.plan(text, max_requests=2)
+    assert planned.value.code == "E308"
+    client = Client(sb.base_url, token=sb.token, retry=FAST)
+    before = sb.stats["requests"]
+    try:
+        if "max_requests" in inspect.signature(client.customers).parameters:
+            with pytest.raises(kql.KQLError) as ran:
+                list(client.customers(text, max_requests=2))  # type: ignore[call-arg]
+            assert ran.value.code == "E308"
+        with pytest.raises(kql.KQLError) as prepared:
+            list(client.customers(prepare(text, max_requests=2)))
+        assert prepared.value.code == "E308"
+        assert client.stats["requests"] == 0
+        assert sb.stats["requests"] == before
+        # Within the budget the same query runs, and costs at least one request per listing.
+        assert list(client.customers(prepare(text, max_requests=needed)))
+        assert client.stats["requests"] >= needed
+    finally:
+        client.close()
