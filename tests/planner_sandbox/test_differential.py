@@ -11,6 +11,7 @@ the server's own order for the sort key (ties by id in the sort's direction), an
 from __future__ import annotations
 
 import inspect
+import json
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -168,28 +169,56 @@ def test_random_expressions_equal_the_ground_truth(world: tuple[Truth, Client, A
     assert outcome["multi"] >= 0.5 * ran, f"too few multi-request plans: {dict(outcome)}"
 
 
+BUDGETED = "opened(bc_1) or opened(bc_9) or clicked(bc_10) or not passed_assessment(asmt_1)"
+
+
 def test_budget_error_before_any_request(world: tuple[Truth, Client, Any]) -> None:
     _, _, sb = world
-    text = "opened(bc_1) or opened(bc_9) or clicked(bc_10) or not passed_assessment(asmt_1)"
-    needed = kql.plan(text).requests
+    needed = kql.plan(BUDGETED).requests
     assert needed > 2
     with pytest.raises(kql.KQLError) as planned:
-        kql.plan(text, max_requests=2)
+        kql.plan(BUDGETED, max_requests=2)
     assert planned.value.code == "E308"
     client = Client(sb.base_url, token=sb.token, retry=FAST)
     before = sb.stats["requests"]
     try:
         if "max_requests" in inspect.signature(client.customers).parameters:
             with pytest.raises(kql.KQLError) as ran:
-                list(client.customers(text, max_requests=2))  # type: ignore[call-arg]
+                list(client.customers(BUDGETED, max_requests=2))  # type: ignore[call-arg]
             assert ran.value.code == "E308"
         with pytest.raises(kql.KQLError) as prepared:
-            list(client.customers(prepare(text, max_requests=2)))
+            list(client.customers(prepare(BUDGETED, max_requests=2)))
         assert prepared.value.code == "E308"
         assert client.stats["requests"] == 0
         assert sb.stats["requests"] == before
         # Within the budget the same query runs, and costs at least one request per listing.
-        assert list(client.customers(prepare(text, max_requests=needed)))
+        assert list(client.customers(prepare(BUDGETED, max_requests=needed)))
         assert client.stats["requests"] >= needed
     finally:
         client.close()
+
+
+def test_kql_run_max_requests_refuses_before_any_request(
+    world: tuple[Truth, Client, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kql.run_cli import main
+
+    truth, _, sb = world
+    argv = [BUDGETED, "--base-url", sb.base_url, "--token", sb.token, "--no-progress", "--format", "ndjson"]
+    before = sb.stats["requests"]
+    assert main([*argv, "--max-requests", "2"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "E308" in err
+    assert sb.stats["requests"] == before
+    assert main([*argv, "--max-requests", str(kql.plan(BUDGETED).requests)]) == 0
+    out, _ = capsys.readouterr()
+    got = [json.loads(line)["id"] for line in out.splitlines()]
+    assert got == truth.expected(hand_expr(), None, None)
+
+
+def hand_expr() -> Expr:
+    """BUDGETED as a ground-truth expression."""
+    a = {x.text: x for x in ATOMS}
+    return Or(
+        (a["opened(bc_1)"], a["opened(bc_9)"], a["clicked(bc_10)"], Not(a["passed_assessment(asmt_1)"]))
+    )
