@@ -32,14 +32,16 @@ from kql.errors import KQLError, Span, raise_all
 from kql.registry import Registry, registry
 
 if TYPE_CHECKING:
-    from kql.client import Client
+    from kql.client import AsyncClient, Client
 
 __all__ = [
     "CATALOGUES",
+    "AsyncResolver",
     "Catalogue",
     "Lookup",
     "NameRef",
     "Resolver",
+    "acatalogue",
     "catalogue",
     "find_names",
     "named_filters",
@@ -304,27 +306,52 @@ def catalogue(client: Client, kind: str) -> list[tuple[str, str]]:
     with several sites). Only the name attribute is asked for (``fields[…]``). Errors
     are the client's own (APIError, TransportError); a malformed page is a PaginationError.
     """
-    spec = CATALOGUES[kind]
-    url = client._url(spec.path)
-    size = client.max_page_size
-    base: list[tuple[str, str]] = []
-    if client.site_id is not None:
-        base.append(("filter[site_id]", client.site_id))
-    base.append((f"fields[{spec.type}]", spec.attribute))
-    found: dict[str, str] = {}
-    number = 1
-    while True:
-        params = [*base, ("page[number]", str(number)), ("page[size]", str(size))]
-        body = client._send("GET", url, params=params)
-        items, total_pages = _catalogue_page(body, spec, number)
+    walk = _Walk(client, kind)
+    while (params := walk.next_params()) is not None:
+        walk.accept(client._send("GET", walk.url, params=params))
+    return walk.found()
+
+
+async def acatalogue(client: AsyncClient, kind: str) -> list[tuple[str, str]]:
+    """``catalogue`` for an ``AsyncClient``."""
+    walk = _Walk(client, kind)
+    while (params := walk.next_params()) is not None:
+        walk.accept(await client._send("GET", walk.url, params=params))
+    return walk.found()
+
+
+class _Walk:
+    """The page plan of one catalogue listing (no I/O): which page next, and what came back."""
+
+    def __init__(self, client: Client | AsyncClient, kind: str) -> None:
+        self.spec = CATALOGUES[kind]
+        self.url = client._url(self.spec.path)
+        self.size = client.max_page_size
+        self.base: list[tuple[str, str]] = []
+        if client.site_id is not None:
+            self.base.append(("filter[site_id]", client.site_id))
+        self.base.append((f"fields[{self.spec.type}]", self.spec.attribute))
+        self.number = 0
+        self.done = False
+        self._found: dict[str, str] = {}
+
+    def next_params(self) -> list[tuple[str, str]] | None:
+        if self.done:
+            return None
+        if self.number >= MAX_CATALOGUE_PAGES:
+            raise PaginationError(f"GET {self.spec.path}: more than {MAX_CATALOGUE_PAGES} pages; giving up")
+        self.number += 1
+        return [*self.base, ("page[number]", str(self.number)), ("page[size]", str(self.size))]
+
+    def accept(self, body: Any) -> None:
+        items, total_pages = _catalogue_page(body, self.spec, self.number)
         for item_id, name in items:
-            found.setdefault(item_id, name)
-        more = number < total_pages if total_pages is not None else len(items) >= size
-        if not items or not more:
-            return list(found.items())
-        if number >= MAX_CATALOGUE_PAGES:
-            raise PaginationError(f"GET {spec.path}: more than {MAX_CATALOGUE_PAGES} pages; giving up")
-        number += 1
+            self._found.setdefault(item_id, name)
+        more = self.number < total_pages if total_pages is not None else len(items) >= self.size
+        self.done = not items or not more
+
+    def found(self) -> list[tuple[str, str]]:
+        return list(self._found.items())
 
 
 def _catalogue_page(body: Any, spec: Catalogue, number: int) -> tuple[list[tuple[str, str]], int | None]:
@@ -373,3 +400,22 @@ class Resolver:
         """Forget the fetched catalogues (a long-lived resolver after the account changed)."""
         with self._lock:
             self._cache.clear()
+
+
+class AsyncResolver:
+    """``Resolver`` for an ``AsyncClient``: ``await AsyncResolver(client).resolve(query, source)``."""
+
+    def __init__(self, client: AsyncClient, reg: Registry | None = None) -> None:
+        self.client = client
+        self.reg = reg or registry()
+        self._cache: dict[str, list[tuple[str, str]]] = {}
+
+    async def resolve(self, query: ast.Query, source: str | None = None) -> ast.Query:
+        # Fetch what the query names first; resolve_names itself stays synchronous and pure.
+        for kind in dict.fromkeys(ref.kind for ref in find_names(query, self.reg) if ref.name.strip()):
+            if kind not in self._cache:
+                self._cache[kind] = await acatalogue(self.client, kind)
+        return resolve_names(query, self._cache.__getitem__, source, self.reg)
+
+    def clear(self) -> None:
+        self._cache.clear()

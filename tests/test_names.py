@@ -317,3 +317,22 @@ def test_sandbox_site_scoping() -> None:
         with pytest.raises(KQLError) as elsewhere:
             Resolver(c).resolve(kql.parse('has_tag("Lead 2")'))  # tag 21 belongs to site 3
         assert elsewhere.value.code == "E108"
+
+
+def test_async_resolver_against_the_sandbox(sb: sandbox.Sandbox) -> None:
+    import asyncio
+
+    from kql.client import AsyncClient
+    from kql.names import AsyncResolver
+
+    async def main() -> tuple[ast.Query, KQLError, int]:
+        async with AsyncClient(sb.base_url, token=sb.token) as c:
+            resolver = AsyncResolver(c)
+            query = await resolver.resolve(kql.parse('has_tag("vip customer") or has_offer("Offer 2")'))
+            with pytest.raises(KQLError) as caught:
+                await resolver.resolve(kql.parse('has_tag("Quiz Taker 2")'))
+            return query, caught.value, c.stats["requests"]
+
+    query, error, requests = asyncio.run(main())
+    same(query, "has_tag(tag_4) or has_offer(offer_2)")
+    assert error.code == "E210" and requests == 2
