@@ -45,6 +45,7 @@ __all__ = [
     "catalogue",
     "find_names",
     "named_filters",
+    "precheck",
     "resolve_names",
 ]
 
@@ -167,6 +168,24 @@ def resolve_names(
 
 def _moved(new: tuple[ast.Scalar, ...], old: tuple[ast.Scalar, ...]) -> bool:
     return any(a is not b for a, b in zip(new, old, strict=True))
+
+
+def precheck(query: ast.Query, source: str | None = None, reg: Registry | None = None) -> None:
+    """Raise the query's validation errors that are not about names, before anything is fetched.
+
+    ``kql run`` calls it first, so a typo elsewhere is reported at once, without a
+    request, and never next to a misleading "names resolve in kql run" E206.
+    """
+    from kql.validate import validate  # lazily: the validator is not needed to resolve
+
+    reg = reg or registry()
+    try:
+        validate(query, source, reg)
+    except KQLError as error:
+        spans = {ref.span for ref in find_names(query, reg)}
+        # A name's E206 is the validator saying "an id, not a string": exactly what resolution fixes.
+        others = [e for e in error.errors if not (e.code == "E206" and e.span in spans)]
+        raise_all(others, source)
 
 
 def _named(node: ast.Expr, filters: Mapping[str, str]) -> tuple[str, tuple[ast.Scalar, ...]] | None:

@@ -336,3 +336,17 @@ def test_async_resolver_against_the_sandbox(sb: sandbox.Sandbox) -> None:
     query, error, requests = asyncio.run(main())
     same(query, "has_tag(tag_4) or has_offer(offer_2)")
     assert error.code == "E210" and requests == 2
+
+
+def test_precheck_reports_other_problems_without_a_lookup() -> None:
+    from kql.names import precheck
+
+    text = 'has_tag("VIP") and opend(bc_1) and not has_offer("x", "y") and has_tag in ("Lead", tag_6)'
+    with pytest.raises(KQLError) as caught:
+        precheck(kql.parse(text), text)
+    assert [e.code for e in caught.value.errors] == ["E102", "E201"]
+    assert caught.value.errors[0].source == text
+    precheck(kql.parse('has_tag("VIP") and not has_product("Course 1") sort name'))  # only names: fine
+    with pytest.raises(KQLError) as other:
+        precheck(kql.parse('opened("x")'))
+    assert other.value.code == "E206"  # not a kind with names: still the validator's error
