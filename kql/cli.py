@@ -65,7 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("expr", nargs="?", default="-", help=expr_help)
     explain.add_argument("--json", action="store_true", help="the plan as JSON")
     explain.add_argument("--max-requests", type=int, metavar="N", help="fail when the plan needs more requests")
+    explain.add_argument(
+        "--analyze", action="store_true", help="count each listing (one page[size]=1 probe each) and estimate the cost"
+    )
     _segments_option(explain)
+    from kql.run_cli import add_connection_arguments
+
+    add_connection_arguments(explain.add_argument_group("with --analyze, where to probe"))
 
     fmt = commands.add_parser("fmt", help="print a query in canonical form")
     fmt.add_argument("expr", nargs="?", default="-", help=expr_help)
@@ -209,8 +215,12 @@ def _explain(text: str, args: argparse.Namespace) -> int:
 
     plan = plan_query(text, segments=_load_segments(args), max_requests=args.max_requests)
     _print_warnings(plan.warnings)
-    print(json.dumps(plan.to_dict(), ensure_ascii=False) if args.json else plan.explain())
-    return EXIT_OK
+    if not args.analyze:
+        print(json.dumps(plan.to_dict(), ensure_ascii=False) if args.json else plan.explain())
+        return EXIT_OK
+    from kql.run_cli import probe
+
+    return probe(plan, args)
 
 
 def _check(text: str, args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -39,6 +40,21 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def add_connection_arguments(parser: argparse._ActionsContainer) -> None:
+    """Where the API is and how to authenticate (kql run, kql explain --analyze)."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--sandbox", action="store_true", help="use the built-in sandbox (no credentials)")
+    where.add_argument(
+        "--base-url",
+        metavar="URL",
+        default=os.environ.get("KAJABI_BASE_URL", "https://api.kajabi.com"),
+        help="API origin (default: $KAJABI_BASE_URL or https://api.kajabi.com)",
+    )
+    parser.add_argument("--token", help="bearer token (default: $KAJABI_TOKEN; prefer it: arguments show in ps)")
+    parser.add_argument("--site", metavar="ID", help="site id added as filter[site_id] (default: $KAJABI_SITE_ID)")
+    parser.add_argument("--insecure", action="store_true", help="allow plain http:// to a non-loopback host")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kql run",
@@ -50,16 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("expr", nargs="?", default="-", help="the KQL query ('-' or nothing reads it from stdin)")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--sandbox", action="store_true", help="run against the built-in sandbox (no credentials)")
-    where.add_argument(
-        "--base-url",
-        metavar="URL",
-        default=os.environ.get("KAJABI_BASE_URL", "https://api.kajabi.com"),
-        help="API origin (default: $KAJABI_BASE_URL or https://api.kajabi.com)",
-    )
-    parser.add_argument("--token", help="bearer token (default: $KAJABI_TOKEN; prefer it: arguments show in ps)")
-    parser.add_argument("--site", metavar="ID", help="site id added as filter[site_id] (default: $KAJABI_SITE_ID)")
+    add_connection_arguments(parser)
     parser.add_argument(
         "--format",
         choices=["table", "json", "ndjson", "csv"],
@@ -81,7 +88,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--retries", type=int, default=6, metavar="N", help="retries per request after a fault (default 6)"
     )
-    parser.add_argument("--insecure", action="store_true", help="allow plain http:// to a non-loopback host")
     parser.add_argument(
         "--max-requests",
         type=_positive_int,
@@ -138,15 +144,25 @@ def _run(args: argparse.Namespace, secrets: list[str]) -> int:
         print("kql run: --retries must be 0 or more", file=sys.stderr)
         return EXIT_USAGE
 
-    from kql.apierror import ConfigError
+    with connect(args, secrets) as client:
+        return _stream(client, compiled, args, fmt)
+
+
+@contextlib.contextmanager
+def connect(args: argparse.Namespace, secrets: list[str]) -> Iterator[Client]:
+    """A client for the sandbox (started here) or the configured API; ConfigError if misconfigured.
+
+    Credentials are added to ``secrets`` so that error messages can be scrubbed of them.
+    """
+    from kql.client import Client
 
     with contextlib.ExitStack() as stack:
         options: dict[str, Any] = {
             "site_id": args.site or os.environ.get("KAJABI_SITE_ID") or None,
-            "timeout": args.timeout,
-            "concurrency": args.concurrency,
-            "max_page_size": args.max_page_size,
-            "retry": _policy(args.retries),
+            "timeout": getattr(args, "timeout", 30.0),
+            "concurrency": getattr(args, "concurrency", 8),
+            "max_page_size": getattr(args, "max_page_size", 100),
+            "retry": _policy(getattr(args, "retries", 6)),
         }
         if args.sandbox:
             from kql.sandbox import running
@@ -158,14 +174,7 @@ def _run(args: argparse.Namespace, secrets: list[str]) -> int:
             options.update(_credentials(args))
             options["insecure"] = args.insecure
         secrets.extend(str(v) for k, v in options.items() if k in ("token", "client_secret") and v)
-        from kql.client import Client
-
-        try:
-            client = stack.enter_context(Client(base_url, **options))
-        except ConfigError as error:
-            print(f"kql run: {error}", file=sys.stderr)
-            return EXIT_USAGE
-        return _stream(client, compiled, args, fmt)
+        yield stack.enter_context(Client(base_url, **options))
 
 
 def _stream(client: Client, compiled: Any, args: argparse.Namespace, fmt: str) -> int:
@@ -259,3 +268,26 @@ def _read_expr(expr: str) -> str | None:
 def _selected(target: Any) -> Any:
     """The fields the user selected (a compiled request calls them fields, a plan select)."""
     return target.fields if hasattr(target, "fields") else target.select
+
+
+def probe(plan: Any, args: argparse.Namespace) -> int:
+    """``kql explain --analyze``: the plan, then a count probe per listing (errors as kql run's)."""
+    secrets: list[str] = []
+    try:
+        from kql.analyze import analyze
+
+        with connect(args, secrets) as client:
+            analysis = analyze(client, plan)
+    except Exception as error:
+        from kql.apierror import ExecutorError, redact
+
+        if not isinstance(error, ExecutorError):
+            raise
+        print(f"kql explain: error: {redact(str(error), secrets)}", file=sys.stderr)
+        return error.exit_code
+    if args.json:
+        print(json.dumps({**plan.to_dict(), "analysis": analysis.to_dict()}, ensure_ascii=False))
+    else:
+        print(plan.explain())
+        print(analysis.explain())
+    return EXIT_OK

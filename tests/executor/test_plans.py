@@ -155,3 +155,29 @@ def test_order_key_places_nulls_as_the_api_does() -> None:
     key, reverse = order_key("-name")
     rows = [{"id": "10", "name": "bob"}, {"id": "9", "name": "Bob"}, {"id": "3", "name": "alice"}]
     assert reverse and [r["id"] for r in sorted(rows, key=key, reverse=True)] == ["10", "9", "3"]
+
+
+def test_explain_analyze_counts_each_listing(sb: Sandbox, client: Client) -> None:
+    query = "(opened(bc_9) or clicked(bc_10)) and not has_tag(tag_1)"
+    before = sb.stats["requests"]
+    done = subprocess.run(
+        [sys.executable, "-m", "kql", "explain", "--analyze", "--json", "--base-url", sb.base_url,
+         "--token", sb.token or "x", query],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    analysis = json.loads(done.stdout)["analysis"]
+    assert sb.stats["requests"] - before == analysis["probe_requests"] == len(analysis["listings"])
+    counts = {item["role"]: item["count"] for item in analysis["listings"]}
+    assert counts["branch 1"] == len(ids(client, "opened(bc_9) and not has_tag(tag_1)"))
+    assert counts["branch 2"] == len(ids(client, "clicked(bc_10) and not has_tag(tag_1)"))
+    assert analysis["estimated_requests"] == sum(item["pages"] for item in analysis["listings"])
+
+
+def test_explain_analyze_without_credentials_is_a_clear_error() -> None:
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("KAJABI_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "kql", "explain", "--analyze", "opened(bc_9) or clicked(bc_1)"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert done.returncode == 2 and "no credentials" in done.stderr and "Traceback" not in done.stderr
