@@ -84,8 +84,11 @@ def planning(runs: int) -> None:
         plan = kql.plan(text)
         atoms = text.count(" and ") + text.count(" or ") + 1
         assert atoms == n, (atoms, text)
-        ms = interleaved({"plan": lambda t=text: kql.plan(t), "compile": lambda s=single: kql.compile(s)},
-                         runs, inner=max(1, 200 // n))
+        subjects: dict[str, Callable[[], object]] = {
+            "plan": lambda t=text: kql.plan(t),  # type: ignore[misc]
+            "compile": lambda s=single: kql.compile(s),  # type: ignore[misc]
+        }
+        ms = interleaved(subjects, runs, inner=max(1, 200 // n))
         shape = f"{len(plan.branches)} branches, {plan.requests} listings"
         print(f"   {n:>7}  {ms['plan'] * 1e6:>9.0f}  {ms['compile'] * 1e6:>10.0f}  "
               f"{ms['plan'] / ms['compile']:>12.2f}  {shape}")

@@ -128,7 +128,9 @@ class Truth:
         out: list[Record] = []
         number = 1
         while True:
-            query = [*params, ("sort", sort), ("page[number]", str(number)), ("page[size]", "100")]
+            query: list[tuple[str, str | int | float | bool | None]] = [
+                *params, ("sort", sort), ("page[number]", str(number)), ("page[size]", "100")
+            ]
             self.requests += 1
             response = self.http.get("/v1/customers", params=query)
             response.raise_for_status()
@@ -216,7 +218,7 @@ def compare(attribute: str, op: str, wanted: Any, kind: str) -> L:
             return False
         value = convert(raw)
         goal = [convert(w) for w in wanted] if op == "in" else convert(wanted)
-        return {
+        checks: dict[str, Callable[[], bool]] = {
             "=": lambda: value == goal,
             "!=": lambda: value != goal,
             ">": lambda: value > goal,
@@ -227,7 +229,8 @@ def compare(attribute: str, op: str, wanted: Any, kind: str) -> L:
             "~": lambda: str(goal).casefold() in value.casefold(),
             "ends_with": lambda: value.endswith(goal),
             "starts_with": lambda: value.startswith(goal),
-        }[op]()
+        }
+        return checks[op]()
 
     return L(f"{attribute} {op} {wanted!r}", test)
 

@@ -10,10 +10,11 @@ the server's own order for the sort key (ties by id in the sort's direction), an
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -42,7 +43,7 @@ sandbox = pytest.importorskip("kql.sandbox")
 
 CUSTOMERS = 400
 SEED = 11
-EXAMPLES = 500
+EXAMPLES = 800
 # Plans over this many listings are skipped (and counted): they are correct or not the
 # same way smaller ones are, and they would make the run slow.
 BUDGET = 24
@@ -95,12 +96,21 @@ clauses = st.tuples(
 )
 
 
-def check(truth: Truth, client: Client, expr: Expr | None, clause: tuple[Any, ...]) -> None:
-    """Run one query through kql and compare with the ground truth; AssertionError on any difference."""
+Runner = Callable[[str], list[dict[str, Any]]]
+
+
+def check(
+    truth: Truth, client: Client | Runner, expr: Expr | None, clause: tuple[Any, ...], count: bool = False
+) -> None:
+    """Run one query through kql and compare with the ground truth; AssertionError on any difference.
+
+    ``client`` is a kql.Client, or a function from query text to records (the async client).
+    With ``count``, ``client.count`` must also equal the number of matches.
+    """
     sort, select, limit, page = clause
     text = " ".join(t for t in ((render(expr) if expr is not None else ""), clause_text(*clause)) if t)
     plan = kql.plan(text)
-    records = list(client.customers(text))
+    records = list(client.customers(text)) if isinstance(client, Client) else client(text)
     got = [r["id"] for r in records]
     expected = truth.expected(expr, sort, limit, page)
     context = f"\nquery: {text}\nplan:\n{plan.explain()}"
@@ -124,12 +134,29 @@ def check(truth: Truth, client: Client, expr: Expr | None, clause: tuple[Any, ..
     if select:
         shapes = {frozenset(r) for r in records}
         assert shapes <= {frozenset({"id", *select})}, f"fields {shapes} for select {select}{context}"
+    if count and isinstance(client, Client):
+        matches = len(truth.expected(expr, None, None))
+        counted = client.count(text)
+        assert counted == matches, f"count {counted}, expected {matches}{context}"
 
 
 def test_hand_written_examples(world: tuple[Truth, Client, Any]) -> None:
     truth, client, _ = world
     for expr, clause in hand_written():
-        check(truth, client, expr, clause)
+        check(truth, client, expr, clause, count=True)
+
+
+def test_async_client_agrees(world: tuple[Truth, Client, Any]) -> None:
+    from kql.client import AsyncClient
+
+    truth, _, sb = world
+
+    async def fetch(text: str) -> list[dict[str, Any]]:
+        async with AsyncClient(sb.base_url, token=sb.token, retry=FAST) as client:
+            return [r async for r in client.customers(text)]
+
+    for expr, clause in hand_written():
+        check(truth, lambda text: asyncio.run(fetch(text)), expr, clause)
 
 
 def test_no_filter_and_clauses_only(world: tuple[Truth, Client, Any]) -> None:
@@ -159,7 +186,7 @@ def test_random_expressions_equal_the_ground_truth(world: tuple[Truth, Client, A
             outcome[error.code] += 1
             return
         outcome["multi" if not plan.single_request else "single"] += 1
-        check(truth, client, expr, clause)
+        check(truth, client, expr, clause, count=sum(outcome.values()) % 4 == 0)
 
     run()
     ran = outcome["multi"] + outcome["single"]
