@@ -16,19 +16,38 @@ from typing import TYPE_CHECKING, Any
 from kql.errors import KQLError, KQLErrors, Span
 
 if TYPE_CHECKING:
+    from kql.apierror import (
+        APIError,
+        ConfigError,
+        ExecutorError,
+        PaginationError,
+        RedirectRefused,
+        TransportError,
+    )
     from kql.ast import Query
+    from kql.client import AsyncClient, Client
     from kql.compiler import Compiled
     from kql.completion import Completion
     from kql.planner import Plan
     from kql.registry import Registry
+    from kql.retry import RetryPolicy
     from kql.segments import Segments
 
 __all__ = [
+    "APIError",
+    "AsyncClient",
+    "Client",
     "Compiled",
+    "ConfigError",
+    "ExecutorError",
     "KQLError",
     "KQLErrors",
+    "PaginationError",
     "Query",
+    "RedirectRefused",
+    "RetryPolicy",
     "Span",
+    "TransportError",
     "compile",
     "complete",
     "decompile",
@@ -133,6 +152,16 @@ _LAZY = {
     "Filter": "kql.registry",
     "Segments": "kql.segments",
     "Plan": "kql.planner",
+    # The executor (imports httpx): kql.Client(...).customers("any KQL expression").
+    "Client": "kql.client",
+    "AsyncClient": "kql.client",
+    "RetryPolicy": "kql.retry",
+    "ExecutorError": "kql.apierror",
+    "APIError": "kql.apierror",
+    "TransportError": "kql.apierror",
+    "PaginationError": "kql.apierror",
+    "RedirectRefused": "kql.apierror",
+    "ConfigError": "kql.apierror",
 }
 
 

@@ -274,6 +274,13 @@ def _segments(args: argparse.Namespace) -> int:
     print(f"@{shown.name}" + (f" — {shown.description}" if shown.description else ""))
     print(f"  defined:  {shown.query.strip()}  ({shown.where()})")
     print(f"  expanded: {format_query(expanded)}")
+    from kql.names import find_names
+
+    names = find_names(expanded)
+    if names:
+        listed = ", ".join(f'{ref.kind} "{ref.name}"' for ref in names)
+        print(f"  request:  resolved by kql run: names become ids first ({listed})")
+        return EXIT_OK
     try:
         compiled = compile_query(expanded)
     except KQLError as error:

@@ -34,6 +34,7 @@ from kql.retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
     from kql.ast import Query
+    from kql.names import AsyncResolver, Resolver
     from kql.planner import Plan
     from kql.planrun import AsyncPlanCustomers, PlanCustomers
     from kql.segments import Segments
@@ -63,10 +64,6 @@ class CompiledLike(Protocol):
     def sort(self) -> str | None: ...
 
 
-# Errors that mean "valid, but more than one request": the planner takes those queries.
-_NEEDS_PLANNER = frozenset({"E301", "E302", "E303", "E304", "E305", "E306"})
-
-
 def prepare(
     query: str | Query | CompiledLike | Plan,
     *,
@@ -79,17 +76,32 @@ def prepare(
     """
     if not isinstance(query, str) and (hasattr(query, "params") or hasattr(query, "branches")):
         return query  # type: ignore[return-value]
-    from kql.compiler import compile_query
-    from kql.errors import KQLError
+    from kql.planner import compile_or_plan
 
-    try:
-        return compile_query(query, segments=segments)
-    except KQLError as error:
-        if not all(e.code in _NEEDS_PLANNER for e in error.errors):
-            raise
-    from kql.planner import plan_query
+    return compile_or_plan(query, segments, max_requests)
 
-    return plan_query(query, segments=segments, max_requests=max_requests)
+
+def _with_names(query: object) -> tuple[Query, str | None] | None:
+    """(parsed query, its text) when the query names tags, offers or products; else None."""
+    from kql.ast import Query
+    from kql.names import find_names
+
+    if isinstance(query, str):
+        from kql.parser import parse
+
+        parsed, source = parse(query), query
+    elif isinstance(query, Query):
+        parsed, source = query, None
+    else:
+        return None
+    return (parsed, source) if find_names(parsed) else None
+
+
+def _prepare_resolved(query: Query, source: str | None) -> CompiledLike | Plan:
+    from kql.planner import compile_or_plan
+
+    # The resolved query keeps the original spans: the text goes back in for the carets.
+    return compile_or_plan(query, source=source)
 
 
 def _retryable(exc: httpx.TransportError) -> bool:
@@ -372,12 +384,38 @@ class Client(_Base):
         self._tokens = TokenSource(self._credentials, self._grant)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._names: Resolver | None = None
 
     def __enter__(self) -> Client:
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+
+    @property
+    def names(self) -> Resolver:
+        """Resolves tag, offer and product names (``has_tag("VIP")``); catalogues are cached for the
+        client's life — ``client.names.clear()`` to fetch them again."""
+        if self._names is None:
+            from kql.names import Resolver
+
+            self._names = Resolver(self)
+        return self._names
+
+    def resolve(self, query: str | Query) -> str | Query:
+        """``query`` with tag, offer and product names replaced by ids (unchanged without names)."""
+        named = _with_names(query)
+        return query if named is None else self._resolve(*named)
+
+    def _resolve(self, query: Query, source: str | None) -> Query:
+        from kql.names import precheck
+
+        precheck(query, source)  # other mistakes first, before any catalogue is fetched
+        return self.names.resolve(query, source)
+
+    def _target(self, query: str | Query | CompiledLike | Plan) -> CompiledLike | Plan:
+        named = _with_names(query)
+        return prepare(query) if named is None else _prepare_resolved(self._resolve(*named), named[1])
 
     def close(self) -> None:
         if self._pool is not None:
@@ -389,9 +427,10 @@ class Client(_Base):
     ) -> Customers | PlanCustomers:
         """Every customer the query matches, lazily (see docs/executor.md for the order).
 
-        Any KQL expression: one that needs several requests runs as a plan (docs/planner.md).
+        Any KQL expression: one that needs several requests runs as a plan (docs/planner.md);
+        tag, offer and product names are resolved to ids first (docs/names.md).
         """
-        target = prepare(query)
+        target = self._target(query)
         if hasattr(target, "branches"):
             from kql.planrun import run_plan
 
@@ -406,7 +445,7 @@ class Client(_Base):
 
         One request for a single record when the API can answer it; a plan is run for ids.
         """
-        target = prepare(query)
+        target = self._target(query)
         if hasattr(target, "branches"):
             from kql.planrun import count_plan
 
@@ -536,6 +575,27 @@ class AsyncClient(_Base):
         self._http = httpx.AsyncClient(**self._httpx_options())
         self._tokens = AsyncTokenSource(self._credentials, self._grant)
         self._gate: asyncio.Semaphore | None = None
+        self._names: AsyncResolver | None = None
+
+    @property
+    def names(self) -> AsyncResolver:
+        """Resolves tag, offer and product names; catalogues cached for the client's life."""
+        if self._names is None:
+            from kql.names import AsyncResolver
+
+            self._names = AsyncResolver(self)
+        return self._names
+
+    async def resolve(self, query: str | Query) -> str | Query:
+        """``query`` with tag, offer and product names replaced by ids (unchanged without names)."""
+        named = _with_names(query)
+        return query if named is None else await self._resolve(*named)
+
+    async def _resolve(self, query: Query, source: str | None) -> Query:
+        from kql.names import precheck
+
+        precheck(query, source)  # other mistakes first, before any catalogue is fetched
+        return await self.names.resolve(query, source)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -548,7 +608,10 @@ class AsyncClient(_Base):
 
     def customers(
         self, query: str | Query | CompiledLike | Plan, *, limit: int | None = None
-    ) -> AsyncCustomers | AsyncPlanCustomers:
+    ) -> AsyncCustomers | AsyncPlanCustomers | _ResolvingCustomers:
+        named = _with_names(query)
+        if named is not None:  # names need the catalogues: resolve on the first read
+            return _ResolvingCustomers(self, *named, limit=limit)
         target = prepare(query)
         if hasattr(target, "branches"):
             from kql.planrun import run_plan_async
@@ -559,7 +622,8 @@ class AsyncClient(_Base):
         return AsyncCustomers(pager, self._records(pager, compiled.matches_nothing))
 
     async def count(self, query: str | Query | CompiledLike | Plan) -> int:
-        target = prepare(query)
+        named = _with_names(query)
+        target = prepare(query) if named is None else _prepare_resolved(await self._resolve(*named), named[1])
         if hasattr(target, "branches"):
             from kql.planrun import count_plan_async
 
@@ -676,3 +740,53 @@ class AsyncClient(_Base):
                 raise self._give_up(failure, attempts, f"{method} {url.copy_with(query=None)}")
             self._count("retries")
             await asyncio.sleep(delay)
+
+
+class _ResolvingCustomers(AsyncIterator[Record]):
+    """``AsyncClient.customers`` for a query with names: resolves them on the first read, then streams."""
+
+    def __init__(self, client: AsyncClient, query: Query, source: str | None, *, limit: int | None) -> None:
+        self._client, self._query, self._source, self._limit = client, query, source, limit
+        self._inner: AsyncCustomers | AsyncPlanCustomers | None = None
+
+    def __aiter__(self) -> _ResolvingCustomers:
+        return self
+
+    async def __anext__(self) -> Record:
+        if self._inner is None:
+            resolved = await self._client._resolve(self._query, self._source)
+            target = _prepare_resolved(resolved, self._source)
+            self._inner = self._client.customers(target, limit=self._limit)  # type: ignore[assignment]
+        assert self._inner is not None
+        return await self._inner.__anext__()
+
+    async def aclose(self) -> None:
+        if self._inner is not None:
+            await self._inner.aclose()
+
+    async def __aenter__(self) -> _ResolvingCustomers:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # Progress: nothing before the first read, then the inner stream's.
+    @property
+    def total_pages(self) -> int | None:
+        return self._inner.total_pages if self._inner is not None else None
+
+    @property
+    def total_count(self) -> int | None:
+        return self._inner.total_count if self._inner is not None else None
+
+    @property
+    def pages_fetched(self) -> int:
+        return self._inner.pages_fetched if self._inner is not None else 0
+
+    @property
+    def yielded(self) -> int:
+        return self._inner.yielded if self._inner is not None else 0
+
+    @property
+    def warnings(self) -> list[str]:
+        return self._inner.warnings if self._inner is not None else []

@@ -28,7 +28,7 @@ from typing import Any, TypeAlias
 import attrs
 
 from kql import ast
-from kql.compiler import Param, Send, check, encode, merge_sends
+from kql.compiler import Compiled, Param, Send, check, encode, merge_sends
 from kql.errors import KQLError
 from kql.formatter import format_expr
 from kql.registry import Filter, Registry, registry
@@ -559,3 +559,32 @@ def _fields(select: Sequence[str] | None, needed: list[str]) -> tuple[tuple[str,
         return None, ()  # every attribute comes back anyway
     extra = tuple(a for a in needed if a not in select)
     return tuple(select) + extra, extra
+
+
+# Errors that mean "valid, but more than one request": the planner takes those queries.
+NEEDS_PLANNER = frozenset({"E301", "E302", "E303", "E304", "E305", "E306"})
+
+
+def compile_or_plan(
+    query: str | ast.Query,
+    segments: Segments | None = None,
+    max_requests: int | None = None,
+    source: str | None = None,
+) -> Compiled | Plan:
+    """One compiled request when the API can answer the query in one, else its plan.
+
+    ``source`` is the text a parsed ``query`` came from, for the carets of its errors.
+    """
+    from kql.compiler import compile_query
+
+    try:
+        try:
+            return compile_query(query, segments=segments)
+        except KQLError as error:
+            if not all(e.code in NEEDS_PLANNER for e in error.errors):
+                raise
+        return plan_query(query, segments=segments, max_requests=max_requests)
+    except KQLError as error:
+        if source is not None and error.source is None:
+            raise error.with_source(source) from None
+        raise

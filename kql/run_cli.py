@@ -136,16 +136,21 @@ def _run(args: argparse.Namespace, secrets: list[str]) -> int:
     if text is None:
         print("kql run: give a query as an argument, or pipe one on stdin", file=sys.stderr)
         return EXIT_USAGE
-    compiled = _prepare(text, args.segments, args.max_requests)
-    for warning in compiled.warnings:
-        print(warning.render(), file=sys.stderr)
+    query, named = _expanded(text, args.segments)
+    # Without names the query is fully checked and planned before anything starts; names first
+    # need the catalogues, so only their other mistakes are reported up front.
+    target = None if named else _prepare(query, text, args.max_requests)
     fmt = args.format or _default_format(args.output)
     if args.retries < 0:
         print("kql run: --retries must be 0 or more", file=sys.stderr)
         return EXIT_USAGE
 
     with connect(args, secrets) as client:
-        return _stream(client, compiled, args, fmt)
+        if target is None:
+            target = _prepare(client._resolve(query, text), text, args.max_requests)
+        for warning in target.warnings:
+            print(warning.render(), file=sys.stderr)
+        return _stream(client, target, args, fmt)
 
 
 @contextlib.contextmanager
@@ -248,13 +253,26 @@ def _policy(retries: int) -> Any:
     return RetryPolicy(max_attempts=retries + 1)
 
 
-def _prepare(text: str, segments_path: str | None, max_requests: int | None) -> Any:
-    """One compiled request, or a plan when the query needs more (both run the same way)."""
-    from kql.client import prepare
+def _expanded(text: str, segments_path: str | None) -> tuple[Any, bool]:
+    """The query with its segments expanded, and whether it names tags, offers or products."""
+    from kql.compiler import expand
+    from kql.names import find_names, precheck
+    from kql.parser import parse
     from kql.segments import find, load
 
     found = find(segments_path)
-    return prepare(text, segments=load(found) if found is not None else None, max_requests=max_requests)
+    query = expand(parse(text), load(found) if found is not None else None, text)
+    named = bool(find_names(query))
+    if named:
+        precheck(query, text)  # every other mistake, before a sandbox starts or a request is sent
+    return query, named
+
+
+def _prepare(query: Any, text: str, max_requests: int | None) -> Any:
+    """One compiled request, or a plan when the query needs more (both run the same way)."""
+    from kql.planner import compile_or_plan
+
+    return compile_or_plan(query, max_requests=max_requests, source=text)
 
 
 def _read_expr(expr: str) -> str | None:

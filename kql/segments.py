@@ -21,7 +21,7 @@ from pathlib import Path
 import attrs
 
 from kql import ast
-from kql.errors import KQLError, Span, did_you_mean
+from kql.errors import KQLError, KQLErrors, Span, did_you_mean
 
 ENV_VAR = "KQL_SEGMENTS"
 DEFAULT_FILE = "kql.toml"
@@ -81,6 +81,7 @@ class Segments:
 
     def check(self) -> list[KQLError]:
         """Every problem of every segment: syntax, registry, unknown references, cycles."""
+        from kql.names import not_about_names
         from kql.validate import validate
 
         problems: list[KQLError] = []
@@ -89,7 +90,13 @@ class Segments:
                 parsed = _parse(segment)
                 # Its own problems first, all of them; then what expansion finds
                 # (cycles, segments with clauses used inside an expression).
-                validate(parsed, segment.query, segments=self.segments)
+                try:
+                    validate(parsed, segment.query, segments=self.segments)
+                except KQLError as error:
+                    # Tag, offer and product names are fine in a segment: kql run resolves them.
+                    others = not_about_names(error.errors, parsed)
+                    if others:
+                        raise KQLErrors(others) from None
                 _Expander(self).query(parsed, segment)
             except SegmentError as error:
                 problems.append(error)
