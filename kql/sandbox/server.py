@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,6 +24,13 @@ class SandboxServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), Handler)
         self.app, self.faults, self.stats = app, faults, stats
         app.base = f"http://127.0.0.1:{self.server_address[1]}"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-response (a stopped stream, Ctrl-C) is normal: no traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            return
+        print(f"kql sandbox: error while serving {client_address[0]}: {error!r}", file=sys.stderr)
 
 
 class Handler(BaseHTTPRequestHandler):
