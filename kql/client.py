@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from kql.ast import Query
     from kql.names import AsyncResolver, Resolver
     from kql.planner import Plan
-    from kql.planrun import AsyncPlanCustomers, PlanCustomers
     from kql.segments import Segments
 
 __all__ = ["AsyncClient", "AsyncCustomers", "Client", "Customers", "RetryPolicy"]
@@ -297,10 +296,24 @@ class _Base:
         ]
 
 
+class Tally(Protocol):
+    """What a run has done so far: a Pager for one listing, a PlanRun for a plan."""
+
+    @property
+    def total_pages(self) -> int | None: ...
+    @property
+    def first_total(self) -> int | None: ...
+    @property
+    def pages_seen(self) -> int: ...
+    @property
+    def yielded(self) -> int: ...
+    def warnings(self) -> list[str]: ...
+
+
 class _Progress:
     """What a stream has done so far; the CLI's progress bar reads it."""
 
-    def __init__(self, pager: Pager) -> None:
+    def __init__(self, pager: Tally) -> None:
         self._pager = pager
 
     @property
@@ -328,7 +341,7 @@ class _Progress:
 class Customers(_Progress, Iterator[Record]):
     """A lazy stream of flat customer records ``{"id": …, **attributes}``."""
 
-    def __init__(self, pager: Pager, records: Iterator[Record]) -> None:
+    def __init__(self, pager: Tally, records: Iterator[Record]) -> None:
         super().__init__(pager)
         self._records = records
 
@@ -354,7 +367,7 @@ class Customers(_Progress, Iterator[Record]):
 class AsyncCustomers(_Progress, AsyncIterator[Record]):
     """The async stream: ``async for record in client.customers(q)``."""
 
-    def __init__(self, pager: Pager, records: AsyncIterator[Record]) -> None:
+    def __init__(self, pager: Tally, records: AsyncIterator[Record]) -> None:
         super().__init__(pager)
         self._records = records
 
@@ -424,7 +437,7 @@ class Client(_Base):
 
     def customers(
         self, query: str | Query | CompiledLike | Plan, *, limit: int | None = None
-    ) -> Customers | PlanCustomers:
+    ) -> Customers:
         """Every customer the query matches, lazily (see docs/executor.md for the order).
 
         Any KQL expression: one that needs several requests runs as a plan (docs/planner.md);
@@ -608,7 +621,7 @@ class AsyncClient(_Base):
 
     def customers(
         self, query: str | Query | CompiledLike | Plan, *, limit: int | None = None
-    ) -> AsyncCustomers | AsyncPlanCustomers | _ResolvingCustomers:
+    ) -> AsyncCustomers | _ResolvingCustomers:
         named = _with_names(query)
         if named is not None:  # names need the catalogues: resolve on the first read
             return _ResolvingCustomers(self, *named, limit=limit)
@@ -747,7 +760,7 @@ class _ResolvingCustomers(AsyncIterator[Record]):
 
     def __init__(self, client: AsyncClient, query: Query, source: str | None, *, limit: int | None) -> None:
         self._client, self._query, self._source, self._limit = client, query, source, limit
-        self._inner: AsyncCustomers | AsyncPlanCustomers | None = None
+        self._inner: AsyncCustomers | None = None
 
     def __aiter__(self) -> _ResolvingCustomers:
         return self

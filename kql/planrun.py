@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from kql.pagination import Pager
 from kql.planner import Branch, Plan, Request
 
 if TYPE_CHECKING:
-    from kql.client import AsyncClient, Client, _Base
+    from kql.client import AsyncClient, AsyncCustomers, Client, Customers, _Base
 
 # Id-set listings fetched at the same time (each also pages concurrently).
 MAX_PARALLEL_ID_SETS = 4
@@ -46,7 +46,7 @@ class Listing:
 
 
 class PlanRun:
-    """What a plan's run has done so far (the progress bar and warnings read it)."""
+    """What a plan's run has done so far, read as a Pager's tally is (kql.client.Tally)."""
 
     def __init__(self, client: _Base, plan: Plan, limit: int | None) -> None:
         self.client, self.plan = client, plan
@@ -59,23 +59,18 @@ class PlanRun:
         self.order = OrderCheck(key, reverse)
         self.pagers: list[Pager] = []
 
-    # -- progress, as kql.client.Customers reports it --------------------------
-
-    total_pages: int | None = None  # unknown until every listing has answered; the bar shows pages so far
-
-    @property
-    def total_count(self) -> int | None:
-        return None
+    # Totals are unknown until every listing has answered: the bar shows pages so far.
+    total_pages: int | None = None
+    first_total: int | None = None
 
     @property
-    def pages_fetched(self) -> int:
+    def pages_seen(self) -> int:
         return sum(p.pages_seen for p in self.pagers)
 
     @property
     def yielded(self) -> int:
         return self.window.yielded
 
-    @property
     def warnings(self) -> list[str]:
         found = [w for p in self.pagers for w in p.warnings()]
         if self.order.disorders:
@@ -108,33 +103,6 @@ class PlanRun:
         return Narrowing([ids[r] for r in branch.exclude], [ids[r] for r in branch.intersect], branch.local)
 
 
-class PlanCustomers(Iterator[Record]):
-    """The merged stream of a plan, with the same interface as kql.client.Customers."""
-
-    def __init__(self, run: PlanRun, records: Iterator[Record]) -> None:
-        self._run, self._records = run, records
-
-    def __iter__(self) -> PlanCustomers:
-        return self
-
-    def __next__(self) -> Record:
-        return next(self._records)
-
-    def close(self) -> None:
-        close = getattr(self._records, "close", None)
-        if close is not None:
-            close()
-
-    def __enter__(self) -> PlanCustomers:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __getattr__(self, name: str) -> Any:  # total_pages, yielded, warnings, …
-        return getattr(self._run, name)
-
-
 def counting(plan: Plan) -> Plan:
     """The plan reduced to what counting its customers needs: no page or limit, the fewest fields."""
     needed = [f.attribute for b in plan.branches for f in b.local] + [plan.merge_order.lstrip("-")]
@@ -151,9 +119,11 @@ async def count_plan_async(client: AsyncClient, plan: Plan) -> int:
         return sum([1 async for _ in customers])
 
 
-def run_plan(client: Client, plan: Plan, limit: int | None = None) -> PlanCustomers:
+def run_plan(client: Client, plan: Plan, limit: int | None = None) -> Customers:
+    from kql.client import Customers
+
     run = PlanRun(client, plan, limit)
-    return PlanCustomers(run, _records(client, run))
+    return Customers(run, _records(client, run))
 
 
 def _records(client: Client, run: PlanRun) -> Generator[Record, None, None]:
@@ -197,34 +167,11 @@ def _narrowed(
 # ---- asynchronous --------------------------------------------------------------------
 
 
-class AsyncPlanCustomers(AsyncIterator[Record]):
-    def __init__(self, run: PlanRun, records: AsyncIterator[Record]) -> None:
-        self._run, self._records = run, records
+def run_plan_async(client: AsyncClient, plan: Plan, limit: int | None = None) -> AsyncCustomers:
+    from kql.client import AsyncCustomers
 
-    def __aiter__(self) -> AsyncPlanCustomers:
-        return self
-
-    async def __anext__(self) -> Record:
-        return await self._records.__anext__()
-
-    async def aclose(self) -> None:
-        aclose = getattr(self._records, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-    async def __aenter__(self) -> AsyncPlanCustomers:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._run, name)
-
-
-def run_plan_async(client: AsyncClient, plan: Plan, limit: int | None = None) -> AsyncPlanCustomers:
     run = PlanRun(client, plan, limit)
-    return AsyncPlanCustomers(run, _arecords(client, run))
+    return AsyncCustomers(run, _arecords(client, run))
 
 
 async def _arecords(client: AsyncClient, run: PlanRun) -> AsyncGenerator[Record, None]:

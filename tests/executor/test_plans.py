@@ -17,7 +17,7 @@ import pytest
 
 from kql.client import AsyncClient, Client
 from kql.merging import Window, order_key
-from kql.planrun import PlanCustomers
+from kql.planrun import PlanRun
 from kql.sandbox import Sandbox, running
 from tests.executor.conftest import FAST
 
@@ -42,7 +42,7 @@ def test_or_is_the_union_in_created_order_without_duplicates(client: Client) -> 
     left, right = ids(client, "opened(bc_9)"), ids(client, "clicked(bc_10)")
     assert left & right, "the data should overlap, or dedupe is not exercised"
     got = list(client.customers("opened(bc_9) or clicked(bc_10)"))
-    assert isinstance(client.customers("opened(bc_9) or clicked(bc_10)"), PlanCustomers)
+    assert isinstance(client.customers("opened(bc_9) or clicked(bc_10)")._pager, PlanRun)  # really a plan
     assert [r["id"] for r in got] == list(dict.fromkeys(r["id"] for r in got))
     assert {r["id"] for r in got} == left | right
     key, _ = order_key("created_at")
