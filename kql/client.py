@@ -74,6 +74,10 @@ def prepare(
     Compiled queries and plans pass through unchanged.
     """
     if not isinstance(query, str) and (hasattr(query, "params") or hasattr(query, "branches")):
+        if hasattr(query, "branches"):
+            from kql.planner import check_budget
+
+            check_budget(query, max_requests)  # type: ignore[arg-type]
         return query  # type: ignore[return-value]
     from kql.planner import compile_or_plan
 
@@ -96,11 +100,11 @@ def _with_names(query: object) -> tuple[Query, str | None] | None:
     return (parsed, source) if find_names(parsed) else None
 
 
-def _prepare_resolved(query: Query, source: str | None) -> CompiledLike | Plan:
+def _prepare_resolved(query: Query, source: str | None, max_requests: int | None) -> CompiledLike | Plan:
     from kql.planner import compile_or_plan
 
     # The resolved query keeps the original spans: the text goes back in for the carets.
-    return compile_or_plan(query, source=source)
+    return compile_or_plan(query, max_requests=max_requests, source=source)
 
 
 def _retryable(exc: httpx.TransportError) -> bool:
@@ -426,9 +430,11 @@ class Client(_Base):
         precheck(query, source)  # other mistakes first, before any catalogue is fetched
         return self.names.resolve(query, source)
 
-    def _target(self, query: str | Query | CompiledLike | Plan) -> CompiledLike | Plan:
+    def _target(self, query: str | Query | CompiledLike | Plan, max_requests: int | None) -> CompiledLike | Plan:
         named = _with_names(query)
-        return prepare(query) if named is None else _prepare_resolved(self._resolve(*named), named[1])
+        if named is None:
+            return prepare(query, max_requests=max_requests)
+        return _prepare_resolved(self._resolve(*named), named[1], max_requests)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -436,14 +442,19 @@ class Client(_Base):
         self._http.close()
 
     def customers(
-        self, query: str | Query | CompiledLike | Plan, *, limit: int | None = None
+        self,
+        query: str | Query | CompiledLike | Plan,
+        *,
+        limit: int | None = None,
+        max_requests: int | None = None,
     ) -> Customers:
         """Every customer the query matches, lazily (see docs/executor.md for the order).
 
-        Any KQL expression: one that needs several requests runs as a plan (docs/planner.md);
-        tag, offer and product names are resolved to ids first (docs/names.md).
+        Any KQL expression: one that needs several requests runs as a plan (docs/planner.md),
+        refused with E308 before anything is sent if it needs more than ``max_requests``
+        listings; tag, offer and product names are resolved to ids first (docs/names.md).
         """
-        target = self._target(query)
+        target = self._target(query, max_requests)
         if hasattr(target, "branches"):
             from kql.planrun import run_plan
 
@@ -453,12 +464,12 @@ class Client(_Base):
         records: Iterator[Record] = iter(()) if compiled.matches_nothing else self._records(pager)
         return Customers(pager, records)
 
-    def count(self, query: str | Query | CompiledLike | Plan) -> int:
+    def count(self, query: str | Query | CompiledLike | Plan, *, max_requests: int | None = None) -> int:
         """How many customers the query matches (``page`` and ``limit`` aside).
 
         One request for a single record when the API can answer it; a plan is run for ids.
         """
-        target = self._target(query)
+        target = self._target(query, max_requests)
         if hasattr(target, "branches"):
             from kql.planrun import count_plan
 
@@ -620,12 +631,19 @@ class AsyncClient(_Base):
         await self._http.aclose()
 
     def customers(
-        self, query: str | Query | CompiledLike | Plan, *, limit: int | None = None
+        self,
+        query: str | Query | CompiledLike | Plan,
+        *,
+        limit: int | None = None,
+        max_requests: int | None = None,
     ) -> AsyncCustomers | _ResolvingCustomers:
         named = _with_names(query)
         if named is not None:  # names need the catalogues: resolve on the first read
-            return _ResolvingCustomers(self, *named, limit=limit)
-        target = prepare(query)
+            from kql.names import precheck
+
+            precheck(*named)  # other mistakes now, as for a query without names
+            return _ResolvingCustomers(self, *named, limit=limit, max_requests=max_requests)
+        target = prepare(query, max_requests=max_requests)
         if hasattr(target, "branches"):
             from kql.planrun import run_plan_async
 
@@ -634,9 +652,12 @@ class AsyncClient(_Base):
         pager = self._pager(compiled, limit)
         return AsyncCustomers(pager, self._records(pager, compiled.matches_nothing))
 
-    async def count(self, query: str | Query | CompiledLike | Plan) -> int:
+    async def count(self, query: str | Query | CompiledLike | Plan, *, max_requests: int | None = None) -> int:
         named = _with_names(query)
-        target = prepare(query) if named is None else _prepare_resolved(await self._resolve(*named), named[1])
+        if named is None:
+            target = prepare(query, max_requests=max_requests)
+        else:
+            target = _prepare_resolved(await self._resolve(*named), named[1], max_requests)
         if hasattr(target, "branches"):
             from kql.planrun import count_plan_async
 
@@ -758,8 +779,11 @@ class AsyncClient(_Base):
 class _ResolvingCustomers(AsyncIterator[Record]):
     """``AsyncClient.customers`` for a query with names: resolves them on the first read, then streams."""
 
-    def __init__(self, client: AsyncClient, query: Query, source: str | None, *, limit: int | None) -> None:
+    def __init__(
+        self, client: AsyncClient, query: Query, source: str | None, *, limit: int | None, max_requests: int | None
+    ) -> None:
         self._client, self._query, self._source, self._limit = client, query, source, limit
+        self._max_requests = max_requests
         self._inner: AsyncCustomers | None = None
 
     def __aiter__(self) -> _ResolvingCustomers:
@@ -768,7 +792,7 @@ class _ResolvingCustomers(AsyncIterator[Record]):
     async def __anext__(self) -> Record:
         if self._inner is None:
             resolved = await self._client._resolve(self._query, self._source)
-            target = _prepare_resolved(resolved, self._source)
+            target = _prepare_resolved(resolved, self._source, self._max_requests)
             self._inner = self._client.customers(target, limit=self._limit)  # type: ignore[assignment]
         assert self._inner is not None
         return await self._inner.__anext__()

@@ -524,15 +524,21 @@ def plan_query(
         page=checked.page,
         warnings=checked.warnings,
     )
-    if max_requests is not None and result.requests > max_requests:
-        over = KQLError(
-            "E308",
-            f"the plan needs at least {result.requests} requests; the budget is {max_requests}",
-            query.filter.span if query.filter else None,
-            "raise --max-requests, or narrow the query (kql explain shows where the requests go)",
-        )
-        raise over.with_source(source) if source is not None else over
+    check_budget(result, max_requests, source)
     return result
+
+
+def check_budget(plan: Plan, max_requests: int | None, source: str | None = None) -> None:
+    """E308 when the plan needs more listings than ``max_requests`` (checked before sending anything)."""
+    if max_requests is None or plan.requests <= max_requests:
+        return
+    over = KQLError(
+        "E308",
+        f"the plan needs at least {plan.requests} requests; the budget is {max_requests}",
+        plan.query.filter.span if plan.query.filter else None,
+        "raise --max-requests, or narrow the query (kql explain shows where the requests go)",
+    )
+    raise over.with_source(source) if source is not None else over
 
 
 def _branches(typed: Typed | None, reg: Registry, cap: int, query: ast.Query, now: datetime) -> list[Branch]:

@@ -181,3 +181,20 @@ def test_explain_analyze_without_credentials_is_a_clear_error() -> None:
         capture_output=True, text=True, timeout=60, env=env,
     )  # fmt: skip
     assert done.returncode == 2 and "no credentials" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_client_budget_refuses_before_any_request(sb: Sandbox, client: Client) -> None:
+    import kql
+
+    query = "opened(bc_1) or opened(bc_2) or opened(bc_3)"
+    before = sb.stats["requests"]
+    for attempt in (
+        lambda: client.customers(query, max_requests=2),
+        lambda: client.customers(kql.plan(query), max_requests=2),
+        lambda: client.count(query, max_requests=2),
+    ):
+        with pytest.raises(kql.KQLError) as caught:
+            attempt()
+        assert caught.value.code == "E308"
+    assert sb.stats["requests"] == before
+    assert len(list(client.customers(query, max_requests=3))) == len(ids(client, query))
