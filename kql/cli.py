@@ -211,16 +211,16 @@ def _compile(text: str, args: argparse.Namespace) -> int:
 
 
 def _explain(text: str, args: argparse.Namespace) -> int:
+    if args.analyze:  # needs the API: also resolves tag, offer and product names
+        from kql.run_cli import probe
+
+        return probe(text, args)
     from kql.planner import plan_query
 
     plan = plan_query(text, segments=_load_segments(args), max_requests=args.max_requests)
     _print_warnings(plan.warnings)
-    if not args.analyze:
-        print(json.dumps(plan.to_dict(), ensure_ascii=False) if args.json else plan.explain())
-        return EXIT_OK
-    from kql.run_cli import probe
-
-    return probe(plan, args)
+    print(json.dumps(plan.to_dict(), ensure_ascii=False) if args.json else plan.explain())
+    return EXIT_OK
 
 
 def _check(text: str, args: argparse.Namespace) -> int:

@@ -288,13 +288,19 @@ def _selected(target: Any) -> Any:
     return target.fields if hasattr(target, "fields") else target.select
 
 
-def probe(plan: Any, args: argparse.Namespace) -> int:
+def probe(text: str, args: argparse.Namespace) -> int:
     """``kql explain --analyze``: the plan, then a count probe per listing (errors as kql run's)."""
+    query, named = _expanded(text, args.segments)
+    plan = None if named else _plan_resolved(query, text, args.max_requests)
     secrets: list[str] = []
     try:
         from kql.analyze import analyze
 
         with connect(args, secrets) as client:
+            if plan is None:
+                plan = _plan_resolved(client._resolve(query, text), text, args.max_requests)
+            for warning in plan.warnings:
+                print(warning.render(), file=sys.stderr)
             analysis = analyze(client, plan)
     except Exception as error:
         from kql.apierror import ExecutorError, redact
@@ -309,3 +315,14 @@ def probe(plan: Any, args: argparse.Namespace) -> int:
         print(plan.explain())
         print(analysis.explain())
     return EXIT_OK
+
+
+def _plan_resolved(query: Any, text: str, max_requests: int | None) -> Any:
+    """The plan of an expanded (maybe resolved) query; errors carry the text for their carets."""
+    from kql.errors import KQLError
+    from kql.planner import plan_query
+
+    try:
+        return plan_query(query, max_requests=max_requests)
+    except KQLError as error:
+        raise error.with_source(text) from None

@@ -81,3 +81,14 @@ def test_segments_with_names_check_clean(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "E102" in done.stderr and "E206" not in done.stderr and "1 problem(s)" in done.stderr
+
+
+def test_explain_analyze_resolves_names(sb: Sandbox) -> None:
+    command = [sys.executable, "-m", "kql", "explain", "--analyze", "--json", "--base-url", sb.base_url,
+               "--token", sb.token or "x", 'has_tag("VIP Customer") or opened(bc_1)']  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["branches"][0]["request"].startswith("filter[has_tag_id]=4&")
+    offline = subprocess.run(command[:4] + [command[-1]], capture_output=True, text=True, timeout=60)
+    assert offline.returncode == 2 and "E206" in offline.stderr and "kql explain --analyze" in offline.stderr
