@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -208,6 +207,8 @@ def _stream(client: Client, compiled: Any, args: argparse.Namespace, fmt: str) -
 def _atomic(path: str) -> Iterator[TextIO]:
     """A file that appears at ``path`` only once everything was written; a failed run leaves nothing."""
     target = os.path.abspath(path)
+    import tempfile  # here: `kql compile` builds this module's options and should not pay for it
+
     fd, temp = tempfile.mkstemp(
         prefix="." + os.path.basename(target) + ".", suffix=".part", dir=os.path.dirname(target)
     )
