@@ -169,6 +169,10 @@ def _conjuncts(typed: Typed | None, reg: Registry) -> tuple[list[Send], list[KQL
     return sends, errors
 
 
+# Where the hints of "valid, but not one request" errors send the user.
+PLANNED = "kql explain shows the plan, kql run runs it"
+
+
 def _send(item: Typed, reg: Registry, errors: list[KQLError]) -> Send | None:
     def fail(code: str, message: str, node: ast.Expr, hint: str) -> None:
         errors.append(KQLError(code, message, node.span, hint))
@@ -179,7 +183,7 @@ def _send(item: Typed, reg: Registry, errors: list[KQLError]) -> Send | None:
             "E301",
             "one request cannot express 'or': the API ANDs all of its filters",
             item.node,
-            f"'{sent_what}' needs one request per branch (the planner's job); run each branch on its own for now",
+            f"'{sent_what}' needs one request per branch: {PLANNED}",
         )
         return None
     if isinstance(item, Local):
@@ -187,7 +191,7 @@ def _send(item: Typed, reg: Registry, errors: list[KQLError]) -> Send | None:
             "E305",
             f"the API cannot filter on '{_short(item)}'",
             item.node,
-            "this predicate must be evaluated locally on returned customers (the planner's job)",
+            f"it is checked locally on the customers returned: {PLANNED}",
         )
         return None
     negated = isinstance(item, TNot)
@@ -198,7 +202,7 @@ def _send(item: Typed, reg: Registry, errors: list[KQLError]) -> Send | None:
             "E302",
             "one request cannot negate a group of conditions",
             node,
-            "push the 'not' inside by De Morgan's law; 'not (a and b)' is 'not a or not b', which needs the planner",
+            f"'not (a and b)' is 'not a or not b', several requests: {PLANNED}",
         )
         return None
     assert isinstance(cond, Cond)
@@ -221,15 +225,15 @@ def _send(item: Typed, reg: Registry, errors: list[KQLError]) -> Send | None:
             "E302",
             f"the API has no complement of '{cond.name}': 'not {_short(cond)}' cannot be one request",
             node,
-            f"filter[{positive.param}] exists, but no parameter selects the customers it leaves out "
-            "(the planner would anti-join)",
+            f"filter[{positive.param}] exists, but no parameter selects the customers it leaves out; "
+            f"an anti-join of two requests does: {PLANNED}",
         )
     elif not negated and cond.name == "sent" and count > 1:
         fail(
             "E301",
             f"'{_short(cond)}' means sent any of them: a union, which one request cannot express",
             node,
-            "write one sent(…) per request, or 'not sent(…)' for customers sent none of them",
+            f"one request per id: {PLANNED} ('not sent(…)', sent none of them, is one request)",
         )
     elif not negated:
         fail(
@@ -239,7 +243,7 @@ def _send(item: Typed, reg: Registry, errors: list[KQLError]) -> Send | None:
             f"'not {_short(cond)}' is one request",
         )
     else:
-        fail("E302", f"the API cannot negate '{_short(cond)}'", node, "the planner would anti-join")
+        fail("E302", f"the API cannot negate '{_short(cond)}'", node, f"an anti-join of two requests: {PLANNED}")
     return None
 
 
@@ -251,10 +255,10 @@ def _planner_op_hint(cond: Cond) -> str:
     if cond.op in (">=", "<="):
         strict = cond.op[0]
         either = f"{cond.name} {strict} x or {cond.name} = x"
-        return f"'{cond.name} {cond.op} x' is '{either}': two requests (the planner's job)"
+        return f"'{cond.name} {cond.op} x' is '{either}', two requests: {PLANNED}"
     if cond.op == "!=":
-        return f"'{cond.name} != x' is 'not {cond.name} = x', which the API cannot negate (the planner would anti-join)"
-    return f"'{cond.name} in (…)' is one request per value (the planner's job)"
+        return f"'{cond.name} != x' is 'not {cond.name} = x', which the API cannot negate: {PLANNED}"
+    return f"'{cond.name} in (…)' is one request per value: {PLANNED}"
 
 
 def _short(item: Typed) -> str:
@@ -269,7 +273,7 @@ def _conflict_error(send: Send) -> KQLError:
         "E304",
         f"filter[{send.entry.param}] holds one value; one request cannot also ask for '{_short_node(send.node)}'",
         send.node.span or Span(0, 0),
-        "customers matching both need an intersection of two requests (the planner's job)",
+        f"customers matching both are an intersection of two requests: {PLANNED}",
     )
 
 

@@ -5,7 +5,7 @@ Codes are stable across releases; tools may match on them.
 - E0xx  syntax and hard limits
 - E1xx  unknown names
 - E2xx  wrong values or arguments
-- E3xx  valid KQL that one API request cannot express (the planner's job)
+- E3xx  valid KQL that one API request cannot express (kql explain and kql run plan it)
 - W0xx  warnings (the query still runs)
 """
 

@@ -391,7 +391,9 @@ class _Checker:
             from kql.names import CATALOGUES  # lazily: error path only
 
             named = isinstance(value, ast.Str) and kind in CATALOGUES
-            hint = f"e.g. {prefix}_5" + (f"; a {kind} name is resolved to its id by kql run (and kql explain --analyze)" if named else "")
+            hint = f"e.g. {prefix}_5"
+            if named:
+                hint += f"; a {kind} name is resolved to its id by kql run (and kql explain --analyze)"
             self.fail("E206", f"'{entry.name}' takes a {kind} id, not {_shown(value)}", value, hint)
             return ""
         if number <= 0:

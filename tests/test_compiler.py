@@ -130,3 +130,24 @@ def test_url() -> None:
     compiled = kql.compile("has_tag(5)")
     assert compiled.url() == "https://api.kajabi.com/v1/customers?filter[has_tag_id]=5"
     assert compiled.url("http://127.0.0.1:8000/") == "http://127.0.0.1:8000/v1/customers?filter[has_tag_id]=5"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "opened(bc_1) or clicked(bc_2)",
+        "net_revenue >= 100",
+        "sign_in_count > 5",
+        "opened(bc_1) and opened(bc_2)",
+        "not passed_assessment(7)",
+        "site != 1",
+        "not (subscribed and hidden)",
+        "sent(bc_1, bc_2)",
+    ],
+)
+def test_more_than_one_request_points_to_explain_and_run(text: str) -> None:
+    with pytest.raises(kql.KQLError) as caught:
+        kql.compile(text)
+    for error in caught.value.errors:
+        assert error.code in {"E301", "E302", "E303", "E304", "E305", "E306"}
+        assert error.hint is not None and "kql explain shows the plan, kql run runs it" in error.hint

@@ -90,5 +90,5 @@ def test_explain_analyze_resolves_names(sb: Sandbox) -> None:
     assert done.returncode == 0, done.stderr
     plan = json.loads(done.stdout)
     assert plan["branches"][0]["request"].startswith("filter[has_tag_id]=4&")
-    offline = subprocess.run(command[:4] + [command[-1]], capture_output=True, text=True, timeout=60)
+    offline = subprocess.run([*command[:4], command[-1]], capture_output=True, text=True, timeout=60)
     assert offline.returncode == 2 and "E206" in offline.stderr and "kql explain --analyze" in offline.stderr
