@@ -36,6 +36,8 @@ from kql.segments import Segments
 from kql.validate import Cond, Local, TAnd, TNot, TOr, Typed
 
 MAX_BRANCHES = 32
+# How far one step of multiplying out may grow before simplification brings it back under the cap.
+RAW_FACTOR = 8
 # The smallest attribute, for listings whose records are only counted or matched by id.
 ID_ONLY_FIELD = "sign_in_count"
 # `page N` of a merged or filtered stream without `size`: the API's default page size.
@@ -344,20 +346,32 @@ def _nnf(node: Any, negate: bool, reg: Registry) -> _Node:
 
 
 def _dnf(node: _Node, cap: int, query: ast.Query) -> list[list[Literal]]:
-    """Disjunctive normal form: a list of conjunctions of literals."""
+    """Disjunctive normal form: a list of conjunctions of literals, simplified as it grows.
+
+    The cap applies to the simplified form, so redundancy (`(a or b) and (a or b)`,
+    absorption, `x or not x`) never counts against it; an unsimplified step may grow
+    to RAW_FACTOR times the cap before it is refused, which bounds the work.
+    """
     if isinstance(node, Lit | LocalLit):
         return [[node]]
     if isinstance(node, _Or):
-        out = [conj for item in node.items for conj in _dnf(item, cap, query)]
-        _cap(len(out), cap, query)
-        return out
+        return _within_cap([conj for item in node.items for conj in _dnf(item, cap, query)], cap, query)
     assert isinstance(node, _And)
     product: list[list[Literal]] = [[]]
     for item in node.items:
         options = _dnf(item, cap, query)
-        _cap(len(product) * len(options), cap, query)
-        product = [left + right for left in product for right in options]
+        _cap(len(product) * len(options), cap * RAW_FACTOR, query)
+        product = _within_cap([left + right for left in product for right in options], cap, query)
     return product
+
+
+def _within_cap(conjunctions: list[list[Literal]], cap: int, query: ast.Query) -> list[list[Literal]]:
+    _cap(len(conjunctions), cap * RAW_FACTOR, query)
+    if len(conjunctions) <= cap:
+        return conjunctions  # simplified once at the end: most queries never come near the cap
+    simplified = _simplify(conjunctions)
+    _cap(len(simplified), cap, query)
+    return simplified
 
 
 def _cap(size: int, cap: int, query: ast.Query) -> None:

@@ -128,6 +128,18 @@ def test_size_cap_is_a_clear_error() -> None:
     assert caught.value.hint and "factor" in caught.value.hint
 
 
+@pytest.mark.parametrize(
+    ("query", "branches"),
+    [
+        (" and ".join(["(has_tag(1) or has_tag(2))"] * 6), 2),  # 64 raw conjunctions, 2 distinct
+        ("has_tag(9) and " + " and ".join(f"(has_tag(9) or opened(bc_{i}))" for i in range(1, 7)), 1),  # absorbed
+        (" and ".join(f"(has_tag({i}) or not has_tag({i}))" for i in range(1, 7)), 1),  # tautologies: everyone
+    ],
+)
+def test_the_branch_cap_counts_the_simplified_form(query: str, branches: int) -> None:
+    assert len(plan(query).branches) == branches
+
+
 def test_budget_is_enforced_before_anything_is_sent() -> None:
     with pytest.raises(kql.KQLError) as caught:
         plan("opened(bc_1) or opened(bc_2) or opened(bc_3)", max_requests=2)
