@@ -481,23 +481,27 @@ class _BranchBuilder:
         if contains is not None and string_test:
             assert isinstance(value, ast.Str)
             return [Send(contains, (value.value,), lit.local.node)]
-        if attribute == "created_at" and isinstance(value, ast.Date):
-            return self.created(op, value)
+        in_last = self.reg.attributes[attribute].in_last
+        if in_last is not None and isinstance(value, ast.Date):
+            return self.within(in_last, op, value, lit.local.node)
         return []
 
-    def created(self, op: str, value: ast.Date) -> list[Send]:
-        """`created_at >= 2024-01-01` is within `created_in_last(N)` for N days back to that date."""
+    def within(self, in_last: str, op: str, value: ast.Date, node: ast.Expr) -> list[Send]:
+        """`created_at >= 2024-01-01` is within `created_in_last(N)` for N days back to that date
+        (and `last_request_at` within `active_in_last`, as the registry pairs them)."""
         moment = datetime.fromisoformat(value.text)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         days = (self.now - moment).total_seconds() / 86400
         if op in (">", ">=", "="):
-            entry = self.reg.find("created_in_last", "predicate", None, None, negated=False, single=True)
+            entry = self.reg.find(in_last, "predicate", None, None, negated=False, single=True)
             # One extra day of margin: the API's day boundary may not be ours.
-            return [Send(entry, (str(max(1, math.ceil(days) + 1)),), value)] if entry else []  # type: ignore[arg-type]
+            return [Send(entry, (str(max(1, math.ceil(days) + 1)),), node)] if entry else []
         if op in ("<", "<=") and days >= 2:
-            entry = self.reg.find("created_in_last", "predicate", None, None, negated=True, single=True)
-            return [Send(entry, (str(math.floor(days) - 1),), value)] if entry else []  # type: ignore[arg-type]
+            # The complement (`not created_in_last`) also holds customers without the instant:
+            # a superset still, as the local filter drops them.
+            entry = self.reg.find(in_last, "predicate", None, None, negated=True, single=True)
+            return [Send(entry, (str(math.floor(days) - 1),), node)] if entry else []
         return []
 
 

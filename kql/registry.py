@@ -86,6 +86,8 @@ class Attribute:
     name: str
     type: Literal["string", "object", "money", "integer", "datetime"]
     sortable: bool = False
+    # The `*_in_last(N)` filter that tests this instant against now − N days (planner pushdown).
+    in_last: str | None = None
 
 
 @attrs.frozen(slots=True)

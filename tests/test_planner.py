@@ -104,6 +104,9 @@ def test_absolute_dates_push_down_the_in_last_filter() -> None:
     assert branch.request.query_string == "filter[created_in_last]=27"
     (branch,) = plan("created_at < 2026-11-01").branches
     assert branch.request.query_string == "filter[not_created_in_last]=24"
+    (branch,) = plan("last_request_at >= 2026-11-01 and last_request_at < 2026-11-01").branches
+    assert branch.request.query_string == "filter[active_in_last]=27&filter[inactive_in_last]=24"
+    assert len(branch.local) == 2  # the pushdown is a superset; the local filters keep it exact
 
 
 def test_simplification() -> None:
