@@ -37,15 +37,23 @@ class _Param:
     span: Span
 
 
-def _params(text: str) -> list[_Param]:
+def _params(text: str, errors: list[KQLError]) -> list[_Param]:
     """Split a query string, keeping each parameter's place in ``text`` for errors."""
     start = text.find("?") + 1  # 0 when there is no "?": a bare query string
     params = []
     for piece in re.finditer(r"[^&]+", text[start:]):
         raw_name, _, raw_value = piece.group().partition("=")
         span = Span(start + piece.start(), start + piece.end())
-        params.append(_Param(unquote_plus(raw_name), unquote_plus(raw_value), span))
+        try:
+            name, value = unquote_plus(raw_name, errors="strict"), unquote_plus(raw_value, errors="strict")
+            params.append(_Param(name, value, span))
+        except UnicodeDecodeError:
+            # A replacement character would change the value silently: say so instead.
+            errors.append(KQLError("E011", "this parameter's %-encoded bytes are not UTF-8 text", span, None))
     return params
+
+
+_CLAUSES = ("sort", "fields[customers]", "page[number]", "page[size]")
 
 
 def decompile(text: str, reg: Registry | None = None) -> Decompiled:
@@ -56,7 +64,8 @@ def decompile(text: str, reg: Registry | None = None) -> Decompiled:
     bracketed: dict[str, tuple[Filter, list[str], Span]] = {}
     clauses: dict[str, ast.Sort | ast.Select | ast.Page] = {}
     page: dict[str, int] = {}
-    for param in _params(text):
+    given: set[str] = set()
+    for param in _params(text, errors):
         match = _FILTER.match(param.name)
         if match:
             entry = reg.by_param.get(match.group(1))
@@ -68,14 +77,14 @@ def decompile(text: str, reg: Registry | None = None) -> Decompiled:
             else:
                 many = entry.arity == "many" and entry.multi == "comma"
                 atoms.extend(_atom(entry, param, param.value.split(",") if many else [param.value], reg, errors))
-        elif param.name == "sort":
-            clauses["sort"] = ast.Sort(ast.Name(param.value.lstrip("-")), param.value.startswith("-"))
-        elif param.name == "fields[customers]":
-            clauses["select"] = ast.Select(tuple(ast.Name(f) for f in param.value.split(",") if f))
-        elif param.name in ("page[number]", "page[size]") and _DIGITS.match(param.value):
-            page[param.name] = int(param.value)
+        elif param.name in _CLAUSES:
+            if param.name in given:
+                errors.append(KQLError("E011", f"'{param.name}' is given twice", param.span, "keep the one you mean"))
+                continue
+            given.add(param.name)
+            _clause(param, reg, clauses, page, errors)
         else:
-            known = ["sort", "fields[customers]", "page[number]", "page[size]", *(f.api_name for f in reg)]
+            known = [*_CLAUSES, *(f.api_name for f in reg)]
             errors.append(
                 KQLError("E010", f"unknown parameter '{param.name}'", param.span, did_you_mean(param.name, known))
             )
@@ -93,6 +102,37 @@ def decompile(text: str, reg: Registry | None = None) -> Decompiled:
         expr = ast.And(tuple(atoms))
     query = ast.Query(filter=expr, **clauses)  # type: ignore[arg-type]
     return Decompiled(query, format_query(query))
+
+
+def _clause(
+    param: _Param,
+    reg: Registry,
+    clauses: dict[str, ast.Sort | ast.Select | ast.Page],
+    page: dict[str, int],
+    errors: list[KQLError],
+) -> None:
+    """sort, fields[customers], page[…]: checked as the compiler would check their KQL."""
+
+    def bad(expected: str) -> None:
+        message = f"'{param.name}' cannot take {param.value!r}"
+        errors.append(KQLError("E011", message, param.span, f"expected {expected}"))
+
+    if param.name == "sort":
+        key = param.value.removeprefix("-")
+        if key not in reg.sort_keys:
+            bad("one of " + ", ".join(reg.sort_keys) + ", with '-' for descending")
+            return
+        clauses["sort"] = ast.Sort(ast.Name(key), param.value.startswith("-"))
+    elif param.name == "fields[customers]":
+        fields = param.value.split(",")
+        if not all(f in reg.select_fields for f in fields):
+            bad("a comma-separated list of " + ", ".join(reg.select_fields))
+            return
+        clauses["select"] = ast.Select(tuple(ast.Name(f) for f in dict.fromkeys(fields)))
+    elif _DIGITS.match(param.value) and int(param.value) >= 1:
+        page[param.name] = int(param.value)
+    else:
+        bad("a whole number from 1")
 
 
 def _atom(entry: Filter, param: _Param, values: list[str], reg: Registry, errors: list[KQLError]) -> list[ast.Expr]:

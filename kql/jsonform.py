@@ -20,6 +20,9 @@ VERSION = 1
 # ---- to JSON ---------------------------------------------------------------------------
 
 
+_NOT_TEXT = re.compile("[\ud800-\udfff]")
+
+
 def to_json(query: ast.Query) -> dict[str, Any]:
     """The JSON form of ``query`` (spans are not part of it)."""
     return {
@@ -116,7 +119,10 @@ class _Reader:
         return int(self.typed(data, path, int, "an integer"))
 
     def string(self, data: Any, path: str) -> str:
-        return str(self.typed(data, path, str, "a string"))
+        text = str(self.typed(data, path, str, "a string"))
+        if _NOT_TEXT.search(text):
+            raise self.fail(path, "the string holds a lone surrogate: it is not Unicode text")
+        return text
 
     def shaped(self, data: Any, path: str, pattern: re.Pattern[str], what: str) -> str:
         """A string that must look like its KQL literal, so the query can be written as text."""
@@ -130,8 +136,11 @@ class _Reader:
     def name(self, data: Any, path: str) -> ast.Name:
         return ast.Name(self.shaped(data, path, _NAME, "a name"))
 
-    def array(self, data: Any, path: str) -> list[Any]:
-        return list(self.typed(data, path, list, "an array"))
+    def array(self, data: Any, path: str, nonempty: bool = False) -> list[Any]:
+        items = list(self.typed(data, path, list, "an array"))
+        if nonempty and not items:
+            raise self.fail(path, "expected at least one item")
+        return items
 
     def query(self, data: Any) -> ast.Query:
         data = self.obj(data, "$", {"kql"}, {"filter", "sort", "select", "limit", "page"})
@@ -141,14 +150,13 @@ class _Reader:
         select = data.get("select")
         limit = data.get("limit")
         page = data.get("page")
+        fields = None if select is None else self.array(select, "$.select", nonempty=True)
         return ast.Query(
             filter=None if data.get("filter") is None else self.expr(data["filter"], "$.filter"),
             sort=None if sort is None else self.sort(sort),
             select=None
-            if select is None
-            else ast.Select(
-                tuple(self.name(f, f"$.select[{i}]") for i, f in enumerate(self.array(select, "$.select")))
-            ),
+            if fields is None
+            else ast.Select(tuple(self.name(f, f"$.select[{i}]") for i, f in enumerate(fields))),
             limit=None if limit is None else ast.Limit(ast.Int(self.integer(limit, "$.limit"))),
             page=None if page is None else self.page(page),
         )

@@ -288,6 +288,7 @@ def parse(text: str) -> ast.Query:
                 Span(MAX_QUERY_LENGTH, len(text)),
                 "split it into saved segments, or simplify it",
             )
+        _check_text(text)
         query = _parse_lark(text)
         if query.filter is not None and ast.depth(query.filter) > MAX_DEPTH:
             raise KQLError(
@@ -299,6 +300,22 @@ def parse(text: str) -> ast.Query:
     except KQLError as error:
         raise error.with_source(text) from None
     return query
+
+
+# Lone surrogates: what Python makes of bytes that are not UTF-8 (in argv, or a file read with
+# surrogateescape). No request can carry them, so they are refused where they are typed.
+_NOT_TEXT = re.compile("[\ud800-\udfff]")
+
+
+def _check_text(text: str) -> None:
+    bad = _NOT_TEXT.search(text)
+    if bad is not None:
+        raise KQLError(
+            "E001",
+            "the query contains a byte that is not UTF-8 text",
+            Span(bad.start(), bad.end()),
+            "write the query in UTF-8 (check the terminal's or the file's encoding)",
+        )
 
 
 def _parse_lark(text: str) -> ast.Query:

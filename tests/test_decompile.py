@@ -133,3 +133,26 @@ def test_cli() -> None:
 def test_parse_qsl_agrees() -> None:
     qs = kql.compile('name ~ "a&b=c" and site = 4').query_string
     assert sorted(parse_qsl(qs)) == sorted(kql.compile(kql.decompile(qs)).params)
+
+
+@pytest.mark.parametrize(
+    ("url", "under_caret"),
+    [
+        ("sort=-name&sort=email", "sort=email"),  # given twice: which one is meant?
+        ("fields[customers]=name&fields[customers]=email", "fields[customers]=email"),
+        ("page[size]=10&page[size]=20", "page[size]=20"),
+        ("sort=bogus", "sort=bogus"),
+        ("sort=-avatar", "sort=-avatar"),  # an attribute, but not a sort key
+        ("fields[customers]=name,bogus", "fields[customers]=name,bogus"),
+        ("page[number]=0", "page[number]=0"),
+        ("page[number]=x", "page[number]=x"),
+        ("sort=", "sort="),
+        ("filter[search]=%FF", "filter[search]=%FF"),  # not UTF-8: no silent replacement character
+    ],
+)
+def test_clauses_kql_could_not_write_are_reported(url: str, under_caret: str) -> None:
+    with pytest.raises(kql.KQLError) as caught:
+        kql.decompile(url)
+    (error,) = caught.value.errors
+    assert error.code == "E011"
+    assert error.span is not None and url[error.span.start : error.span.end] == under_caret

@@ -154,3 +154,12 @@ def test_more_bad_inputs(query: str, code: str) -> None:
         kql.compile(query)
     assert caught.value.code == code
     assert caught.value.hint
+
+
+@pytest.mark.parametrize("text", ['"\udcff"', 'site = 1 and "ab\udcffc"', "opened(bc_1) or \ud83d"])
+def test_bytes_that_are_not_utf8_are_a_syntax_error(text: str) -> None:
+    # What Python makes of non-UTF-8 bytes in argv or stdin; they used to crash the encoder.
+    with pytest.raises(kql.KQLError) as caught:
+        kql.compile(text)
+    assert caught.value.code == "E001" and "UTF-8" in caught.value.message
+    assert caught.value.span is not None and text[caught.value.span.start] in "\udcff\ud83d"

@@ -83,3 +83,16 @@ def test_bad_json_forms_are_kql_errors(data: Any, where: str) -> None:
     assert caught.value.code == "E009"
     assert where in caught.value.message
     assert caught.value.hint == "see docs/query.schema.json"
+
+
+@pytest.mark.parametrize(
+    ("data", "path"),
+    [
+        ({"kql": 1, "select": []}, "$.select"),  # `select` with nothing is not KQL: format() could not write it
+        ({"kql": 1, "filter": {"text": "a\ud83d"}}, "$.filter.text"),  # a lone surrogate: no request can carry it
+    ],
+)
+def test_forms_kql_cannot_write_are_refused(data: dict[str, object], path: str) -> None:
+    with pytest.raises(kql.KQLError) as caught:
+        kql.from_json(data)
+    assert caught.value.code == "E009" and path in caught.value.message
