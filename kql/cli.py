@@ -313,6 +313,9 @@ def _completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     cases = []
     for name, sub in commands.choices.items():
+        if name in _DELEGATED:  # its options live in the module that runs it
+            module = importlib.import_module(_DELEGATED[name].split(":")[0])
+            sub = module._parser()
         options = sorted(o for action in sub._actions for o in action.option_strings)
         words = " ".join(options)
         if name == "segments":

@@ -122,9 +122,16 @@ def test_bash_completion_script() -> None:
     script = subprocess.run(
         [sys.executable, "-m", "kql", "completion", "bash"], capture_output=True, text=True, timeout=60
     ).stdout
-    probe = f'{script}\nCOMP_WORDS=(kql com); COMP_CWORD=1; _kql; echo "${{COMPREPLY[@]}}"'
-    done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=60)
-    assert done.stdout.split() == ["compile", "complete", "completion"]
+
+    def reply(*words: str) -> list[str]:
+        typed = " ".join(words)
+        probe = f'{script}\nCOMP_WORDS=(kql {typed}); COMP_CWORD={len(words)}; _kql; echo "${{COMPREPLY[@]}}"'
+        return subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=60).stdout.split()
+
+    assert reply("com") == ["compile", "complete", "completion"]
+    # run and sandbox parse their own options; the script still knows them.
+    assert {"--sandbox", "--format", "--max-requests"} <= set(reply("run", "--"))
+    assert "--customers" in reply("sandbox", "--c")
 
 
 def test_complete_is_exported() -> None:
