@@ -11,6 +11,7 @@ Codes are stable across releases; tools may match on them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 import attrs
@@ -174,9 +175,22 @@ def _caret_lines(source: str, span: Span) -> list[str]:
     if "\n" in source:
         prefix = f"{lineno:>3} | "
     # Tabs would misalign the carets: expand them the same way on both lines.
-    pad = "".join("\t" if ch == "\t" else " " for ch in line[: start - line_start])
-    carets = "^" * max(1, end - start)
-    return [prefix + line, " " * len(prefix) + pad + carets]
+    pad = "".join("\t" if ch == "\t" else " " * _width(ch) for ch in line[: start - line_start])
+    carets = "^" * max(1, sum(_width(ch) for ch in source[start:end]))
+    return [prefix + _SURROGATES.sub("\ufffd", line), " " * len(prefix) + pad + carets]
+
+
+# Lone surrogates (bytes that were not UTF-8) cannot be printed: each shows as one U+FFFD.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _width(ch: str) -> int:
+    """Terminal columns of a character: wide East Asian and emoji take two, combining marks none."""
+    import unicodedata
+
+    if unicodedata.combining(ch) or ch in "\u200b\u200d\ufe0f":
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:

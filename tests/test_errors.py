@@ -163,3 +163,11 @@ def test_bytes_that_are_not_utf8_are_a_syntax_error(text: str) -> None:
         kql.compile(text)
     assert caught.value.code == "E001" and "UTF-8" in caught.value.message
     assert caught.value.span is not None and text[caught.value.span.start] in "\udcff\ud83d"
+
+
+def test_carets_line_up_after_wide_characters() -> None:
+    with pytest.raises(kql.KQLError) as caught:
+        kql.compile('"日本語🙂" and opend(1)')
+    line, carets = caught.value.render().splitlines()[1:3]
+    # Five wide characters take ten columns: the caret sits 5 columns further right than len() says.
+    assert carets.index("^") == line.index("opend") + 5 and carets.count("^") == 5
