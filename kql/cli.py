@@ -56,10 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     segments = commands.add_parser("segments", help="list, show and check saved segments")
     _segments_option(segments)
     actions = segments.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("list", help="name and description of every segment")
+    listing = actions.add_parser("list", help="name and description of every segment")
     show = actions.add_parser("show", help="a segment expanded and compiled")
     show.add_argument("name", help="the segment's name (with or without @)")
-    actions.add_parser("check", help="validate every segment; exit 2 with all problems (for CI and hooks)")
+    check_all = actions.add_parser("check", help="validate every segment; exit 2 with all problems (for CI and hooks)")
+    for action in (listing, show, check_all):  # `kql segments list --segments F` works as well
+        _segments_option(action, default=argparse.SUPPRESS)
 
     explain = commands.add_parser("explain", help="show the requests and local work any query needs")
     explain.add_argument("expr", nargs="?", default="-", help=expr_help)
@@ -96,10 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _segments_option(parser: argparse.ArgumentParser) -> None:
+def _segments_option(parser: argparse.ArgumentParser, default: object = None) -> None:
     parser.add_argument(
         "--segments",
         metavar="PATH",
+        default=default,
         help="segments file (default: $KQL_SEGMENTS, else ./kql.toml when it exists)",
     )
 

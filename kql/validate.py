@@ -375,13 +375,13 @@ class _Checker:
                     "E107",
                     f"unknown id kind '{value.prefix}_'",
                     value,
-                    hint or f"'{entry.name}' takes a {kind} id such as {prefix}_{value.number}",
+                    hint or f"'{entry.name}' takes {_a(kind)} id such as {prefix}_{value.number}",
                 )
                 return ""
             if actual != kind:
                 self.fail(
                     "E202",
-                    f"'{entry.name}' takes a {kind} id, not a {actual} id",
+                    f"'{entry.name}' takes {_a(kind)} id, not {_a(actual)} id",
                     value,
                     f"expected {prefix}_{value.number} or a bare number",
                 )
@@ -393,8 +393,8 @@ class _Checker:
             named = isinstance(value, ast.Str) and kind in CATALOGUES
             hint = f"e.g. {prefix}_5"
             if named:
-                hint += f"; a {kind} name is resolved to its id by kql run (and kql explain --analyze)"
-            self.fail("E206", f"'{entry.name}' takes a {kind} id, not {_shown(value)}", value, hint)
+                hint += f"; {_a(kind)} name is resolved to its id by kql run (and kql explain --analyze)"
+            self.fail("E206", f"'{entry.name}' takes {_a(kind)} id, not {_shown(value)}", value, hint)
             return ""
         if number <= 0:
             self.fail("E205", f"ids are positive; got {number}", value, f"e.g. {prefix}_5")
@@ -491,3 +491,8 @@ def _shown(value: ast.Value) -> str:
 def _cents(text: str) -> str:
     whole, frac = text.split(".")
     return f"round it to cents, e.g. {whole}.{frac[:2]}"
+
+
+def _a(word: str) -> str:
+    """``word`` with its indefinite article: "an offer", "a tag"."""
+    return ("an " if word[:1] in "aeiou" else "a ") + word
