@@ -205,6 +205,8 @@ def _describe_body(content_type: str, body: bytes) -> str:
     """A one-line account of a body that is not a JSON error document."""
     if not body.strip():
         return "the response had an empty body"
+    if body.strip().replace(b" ", b"") in (b'{"errors":[]}', b"{}", b"[]"):
+        return "the response gave no details"
     if "html" in content_type.lower() or body.lstrip()[:15].lower().startswith((b"<!doctype", b"<html")):
         match = _TITLE.search(body[:4096])
         title = _one_line(match.group(1).decode("utf-8", "replace")) if match else ""

@@ -36,12 +36,17 @@ def check_base_url(base_url: str, *, insecure: bool = False) -> httpx.URL:
         raise ConfigError("the base URL must not carry credentials; use --token or KAJABI_TOKEN")
     if url.query or url.fragment:
         raise ConfigError("the base URL must not have a query or fragment")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise ConfigError(f"the base URL's port must be 1-65535, not {url.port}")
     if url.scheme == "http" and not insecure and not is_loopback(url.host):
         raise ConfigError(
             f"refusing plain http:// to {url.host}: the token would travel unencrypted "
             "(use https://, or --insecure if you really mean it)"
         )
-    return url.copy_with(path=url.path.rstrip("/") or "")
+    path = url.path.rstrip("/")
+    # Every request path starts with /v1: a base URL copied with it (…/v1) must not double it.
+    path = path.removesuffix("/v1")
+    return url.copy_with(path=path or "")
 
 
 def origin(url: httpx.URL) -> tuple[str, str, int]:

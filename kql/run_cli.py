@@ -14,14 +14,15 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from kql.errors import KQLError
+from kql.output import OutputError, check_output
 
 if TYPE_CHECKING:
     from kql.client import Client
 
-EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
+EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 4, 130, 143
 _EXTENSIONS = {".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}
 
 
@@ -30,6 +31,13 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _site_id(text: str) -> str:
+    number = text.removeprefix("site_")
+    if not number.isdigit() or int(number) < 1:
+        raise argparse.ArgumentTypeError(f"a site id is a positive number (e.g. 123 or site_123), not {text!r}")
+    return str(int(number))
 
 
 def _positive_float(text: str) -> float:
@@ -50,7 +58,12 @@ def add_connection_arguments(parser: argparse._ActionsContainer) -> None:
         help="API origin (default: $KAJABI_BASE_URL or https://api.kajabi.com)",
     )
     parser.add_argument("--token", help="bearer token (default: $KAJABI_TOKEN; prefer it: arguments show in ps)")
-    parser.add_argument("--site", metavar="ID", help="site id added as filter[site_id] (default: $KAJABI_SITE_ID)")
+    parser.add_argument(
+        "--site",
+        metavar="ID",
+        type=_site_id,
+        help="site id added as filter[site_id] (default: $KAJABI_SITE_ID)",
+    )
     parser.add_argument("--insecure", action="store_true", help="allow plain http:// to a non-loopback host")
 
 
@@ -106,17 +119,24 @@ def main(argv: list[str]) -> int:
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
     secrets: list[str] = []
     try:
-        return _run(args, secrets)
+        with _terminate_as_interrupt():
+            return _run(args, secrets)
     except KQLError as error:
         print(error.render(), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("kql run: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except _Terminated:
+        print("kql run: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except BrokenPipeError:  # `kql run … | head`
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter shutdown from complaining
         return EXIT_OK
+    except OutputError as error:
+        print(f"kql run: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as error:  # network errors arrive as httpx exceptions: this is local (--output)
         where = f": {error.filename}" if error.filename else ""
         print(f"kql run: {error.strerror or error}{where}", file=sys.stderr)
@@ -130,11 +150,38 @@ def main(argv: list[str]) -> int:
         return code
 
 
+class _Terminated(BaseException):
+    """SIGTERM (kill, timeout, CI, systemd): unwinds like Ctrl-C, so no temporary file is left."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread (an embedding program's call)
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _run(args: argparse.Namespace, secrets: list[str]) -> int:
     text = _read_expr(args.expr)
     if text is None:
         print("kql run: give a query as an argument, or pipe one on stdin", file=sys.stderr)
         return EXIT_USAGE
+    if args.output:
+        check_output(args.output)  # before the run: a typo in the path should not cost the export
+    if args.sandbox and args.token:
+        print("kql run: note: --token is not used with --sandbox (it has its own)", file=sys.stderr)
     query, named = _expanded(text, args.segments)
     # Without names the query is fully checked and planned before anything starts; names first
     # need the catalogues, so only their other mistakes are reported up front.
@@ -182,6 +229,7 @@ def connect(args: argparse.Namespace, secrets: list[str]) -> Iterator[Client]:
 
 
 def _stream(client: Client, compiled: Any, args: argparse.Namespace, fmt: str) -> int:
+    from kql.output import open_output
     from kql.progress import ProgressBar
     from kql.render import write
 
@@ -191,7 +239,7 @@ def _stream(client: Client, compiled: Any, args: argparse.Namespace, fmt: str) -
         with contextlib.ExitStack() as stack:
             if show_bar:
                 stack.enter_context(ProgressBar(customers, sys.stderr))
-            out = stack.enter_context(_atomic(args.output)) if args.output else sys.stdout
+            out = stack.enter_context(open_output(args.output)) if args.output else sys.stdout
             write(customers, out, fmt, _selected(compiled))
             out.flush()
     finally:
@@ -201,30 +249,6 @@ def _stream(client: Client, compiled: Any, args: argparse.Namespace, fmt: str) -
     if compiled.matches_nothing:
         print("note: these filters contradict each other; no customer matches (no request was made)", file=sys.stderr)
     return EXIT_OK
-
-
-@contextlib.contextmanager
-def _atomic(path: str) -> Iterator[TextIO]:
-    """A file that appears at ``path`` only once everything was written; a failed run leaves nothing."""
-    target = os.path.abspath(path)
-    import tempfile  # here: `kql compile` builds this module's options and should not pay for it
-
-    fd, temp = tempfile.mkstemp(
-        prefix="." + os.path.basename(target) + ".", suffix=".part", dir=os.path.dirname(target)
-    )
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # as a shell redirect would create it, not mkstemp's 0600
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
 
 
 def _default_format(output: str | None) -> str:
@@ -241,6 +265,11 @@ def _credentials(args: argparse.Namespace) -> dict[str, str]:
     if client_id and secret:
         return {"client_id": client_id, "client_secret": secret}
     from kql.apierror import ConfigError
+
+    if client_id or secret:
+        names = ["KAJABI_CLIENT_ID", "KAJABI_CLIENT_SECRET"]
+        have, missing = names if client_id else names[::-1]
+        raise ConfigError(f"{have} is set but {missing} is not: OAuth needs both (or use KAJABI_TOKEN)")
 
     raise ConfigError(
         "no credentials: pass --token, or set KAJABI_TOKEN, or KAJABI_CLIENT_ID and KAJABI_CLIENT_SECRET "

@@ -164,3 +164,25 @@ def test_sandbox_end_to_end_in_a_real_process() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert [r["id"] for r in json.loads(done.stdout)] == ["1", "2", "3"]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        (["--site", "abc"], {}, "a site id is a positive number"),
+        (["--base-url", "http://127.0.0.1:99999"], {"KAJABI_TOKEN": "t"}, "port must be 1-65535"),
+        ([], {"KAJABI_CLIENT_ID": "id"}, "KAJABI_CLIENT_ID is set but KAJABI_CLIENT_SECRET is not"),
+    ],
+)
+def test_bad_settings_are_usage_errors_before_any_request(args: list[str], env: dict[str, str], says: str) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KAJABI_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "kql", "run", "limit 1", *args],
+        capture_output=True, text=True, timeout=60, env={**clean, **env},
+    )  # fmt: skip
+    assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_base_url_copied_with_v1_is_not_doubled(api: FakeAPI, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(api.base_url + "/v1/", "limit 1") == 0
+    assert json.loads(capsys.readouterr().out)["id"] == "1"
