@@ -40,6 +40,18 @@ def _site_id(text: str) -> str:
     return str(int(number))
 
 
+def _site_from_env() -> str | None:
+    value = os.environ.get("KAJABI_SITE_ID") or None
+    if value is None:
+        return None
+    try:
+        return _site_id(value)
+    except argparse.ArgumentTypeError as error:
+        from kql.apierror import ConfigError
+
+        raise ConfigError(f"KAJABI_SITE_ID: {error}") from None
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -209,7 +221,7 @@ def connect(args: argparse.Namespace, secrets: list[str]) -> Iterator[Client]:
 
     with contextlib.ExitStack() as stack:
         options: dict[str, Any] = {
-            "site_id": args.site or os.environ.get("KAJABI_SITE_ID") or None,
+            "site_id": args.site or _site_from_env(),
             "timeout": getattr(args, "timeout", 30.0),
             "concurrency": getattr(args, "concurrency", 8),
             "max_page_size": getattr(args, "max_page_size", 100),
