@@ -3,34 +3,103 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import signal
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from types import FrameType
+from urllib.parse import urlsplit
 
 from kql.sandbox import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Sandbox
+
+# Settings the library itself checks (page sizes in Sandbox, rates in Faults, customers and sites
+# in data.generate) are left to it: its ValueError becomes a usage error naming the options concerned.
+# The checks here are only those it has no rule for (port, latency, token, links host, token lifetime).
+_OPTION_OF = {"default_page_size": "--page-size", "max_page_size": "--max-page-size", "error_rate": "--error-rate",
+              "drop_rate": "--drop-rate", "rate_limit": "--rate-limit", "customers": "--customers",
+              "sites": "--sites"}
+
+
+def _options_in(message: str) -> str:
+    return "/".join(option for name, option in _OPTION_OF.items() if re.search(rf"\b{name}\b", message))
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _at_least(lowest: float, parse: Callable[[str], float], meaning: str) -> Callable[[str], float]:
+    def check(text: str) -> float:
+        value = parse(text)
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be {meaning}, got {text}")
+        return value
+    return check
+
+
+def _port(text: str) -> int:
+    port = _whole(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be in the range 0-65535 (0: any free port), got {text}")
+    return port
+
+
+def _token(text: str) -> str:
+    if not text or not all("!" <= c <= "~" for c in text):
+        raise argparse.ArgumentTypeError("must be a non-empty string of printable ASCII without whitespace")
+    return text
+
+
+def _links_host(text: str) -> str:
+    try:
+        url = urlsplit(text)
+        url.port  # noqa: B018 - raises ValueError on a port out of range
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid URL ({error})") from None
+    if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+        raise argparse.ArgumentTypeError(
+            f"must be an absolute http(s) URL: scheme and host, optionally a path "
+            f"(e.g. https://app.kajabi.com/api), got {text!r}")
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kql sandbox", description="Serve a local Kajabi customers API on 127.0.0.1.")
-    p.add_argument("--port", type=int, default=8477, help="port on 127.0.0.1 (0: any free port; default 8477)")
-    p.add_argument("--customers", type=int, default=10_000, help="customers to generate (default 10000)")
-    p.add_argument("--sites", type=int, default=1, help="sites; with more than one, filter[site_id] is required")
-    p.add_argument("--seed", type=int, default=1, help="seed of the generated data and of the faults (default 1)")
+    p.add_argument("--port", type=_port, default=8477, help="port on 127.0.0.1 (0: any free port; default 8477)")
+    p.add_argument("--customers", type=_whole, default=10_000, help="customers to generate (default 10000)")
+    p.add_argument("--sites", type=_whole, default=1, help="sites; with more than one, filter[site_id] is required")
+    p.add_argument("--seed", type=_whole, default=1, help="seed of the generated data and of the faults (default 1)")
     p.add_argument("--db", help="SQLite file to build (or reuse when seed, size and sites match)")
-    p.add_argument("--latency-ms", type=float, default=0, help="added latency per request")
-    p.add_argument("--jitter-ms", type=float, default=0, help="random extra latency, 0..N ms")
-    p.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 503 (0..1)")
-    p.add_argument("--rate-limit", type=float, metavar="RPS", help="requests per second before 429 + Retry-After")
-    p.add_argument("--drop-rate", type=float, default=0.0, help="share of responses cut off mid-body (0..1)")
-    p.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE,
+    p.add_argument("--latency-ms", type=_at_least(0, _number, ">= 0"), default=0, help="added latency per request")
+    p.add_argument("--jitter-ms", type=_at_least(0, _number, ">= 0"), default=0, help="random extra latency, 0..N ms")
+    p.add_argument("--error-rate", type=_number, default=0.0, help="share of requests answered 503 (0..1)")
+    p.add_argument("--rate-limit", type=_number, metavar="RPS", help="requests per second before 429 + Retry-After")
+    p.add_argument("--drop-rate", type=_number, default=0.0, help="share of responses cut off mid-body (0..1)")
+    p.add_argument("--page-size", type=_whole, default=DEFAULT_PAGE_SIZE,
                    help=f"default page[size] (default {DEFAULT_PAGE_SIZE})")
-    p.add_argument("--max-page-size", type=int, default=MAX_PAGE_SIZE,
+    p.add_argument("--max-page-size", type=_whole, default=MAX_PAGE_SIZE,
                    help=f"largest page[size] accepted (default {MAX_PAGE_SIZE})")
-    p.add_argument("--links-host", help="origin (and path prefix) for pagination links, e.g. https://app.kajabi.com/api")
-    p.add_argument("--token", default="sandbox", help="static bearer token accepted (default: sandbox)")
-    p.add_argument("--expires-in", type=int, default=3600, help="lifetime of OAuth access tokens, seconds")
+    p.add_argument("--links-host", type=_links_host,
+                   help="origin (and path prefix) for pagination links, e.g. https://app.kajabi.com/api")
+    p.add_argument("--token", type=_token, default="sandbox", help="static bearer token accepted (default: sandbox)")
+    p.add_argument("--expires-in", type=_at_least(1, _whole, "> 0 (seconds)"), default=3600,
+                   help="lifetime of OAuth access tokens, seconds")
     return p
 
 
@@ -38,8 +107,14 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _fail(message: object) -> int:
+    print("kql sandbox: " + " ".join(str(message).split()), file=sys.stderr)  # one line, whatever the error
+    return 2
+
+
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
         sandbox = Sandbox(
@@ -48,11 +123,24 @@ def main(argv: list[str]) -> int:
             drop_rate=args.drop_rate, max_page_size=args.max_page_size, default_page_size=args.page_size,
             links_host=args.links_host, token=args.token, expires_in=args.expires_in, db=args.db,
         )
-    except (ValueError, OSError, sqlite3.Error) as error:  # bad settings, port in use, unusable --db
-        print(f"kql sandbox: {error}", file=sys.stderr)
+    except ValueError as error:
+        if args.db is not None and args.db in str(error):
+            return _fail(error)  # --db names a file that is not a sandbox database
+        # A setting the sandbox refuses (it checks them before generating any data): a usage error.
+        parser.print_usage(sys.stderr)
+        options = _options_in(str(error))
+        print(f"kql sandbox: error: {f'argument {options}: ' if options else ''}{error}", file=sys.stderr)
         return 2
+    except sqlite3.Error as error:  # --db cannot be opened or written
+        return _fail(f"--db {args.db}: {error}" if args.db else error)
+    except OSError as error:  # --db cannot be read or replaced; or the port is in use or not allowed
+        if error.filename is not None:
+            return _fail(f"--db {error.filename}: {error.strerror or error}")
+        return _fail(f"cannot listen on 127.0.0.1:{args.port}: {error.strerror or error}")
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # a bug: still one readable line, not a traceback
+        return _fail(f"internal error ({type(error).__name__}): {error}")
     # Both stop the server; SIGINT explicitly, since a shell's background job starts with it ignored.
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
