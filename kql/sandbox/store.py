@@ -61,6 +61,8 @@ class Store:
 
     @staticmethod
     def _open(customers: int, seed: int, sites: int, db: str | Path | None) -> sqlite3.Connection:
+        if customers < 0 or sites < 1:  # before a mismatched --db file is replaced, not after
+            raise ValueError("customers must be >= 0 and sites >= 1")
         wanted = {"version": data.GENERATOR_VERSION, "seed": str(seed), "customers": str(customers),
                   "sites": str(sites)}
         if db is not None and Path(db).exists():
