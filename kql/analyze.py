@@ -33,10 +33,11 @@ class Probe:
 class Analysis:
     probes: tuple[Probe, ...]
     page_size: int
+    lookups: int = 0  # catalogue requests made to resolve tag, offer and product names
 
     @property
     def requests(self) -> int:
-        return sum(p.pages for p in self.probes)
+        return self.lookups + sum(p.pages for p in self.probes)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +46,7 @@ class Analysis:
             ],
             "page_size": self.page_size,
             "estimated_requests": self.requests,
+            "name_lookup_requests": self.lookups,
             "probe_requests": len(self.probes),
         }
 
@@ -55,11 +57,12 @@ class Analysis:
             lines.append(
                 f"  {probe.role.ljust(width)}  {probe.count:,} customer(s), {probe.pages} page(s) of {self.page_size}"
             )
-        lines.append(f"estimated requests to run it: {self.requests} (without retries)")
+        names = f", {self.lookups} of them to look up names" if self.lookups else ""
+        lines.append(f"estimated requests to run it: {self.requests} (without retries{names})")
         return "\n".join(lines)
 
 
-def analyze(client: Client, plan: Plan) -> Analysis:
+def analyze(client: Client, plan: Plan, lookups: int = 0) -> Analysis:
     from kql.compiler import encode
 
     size = client.max_page_size
@@ -75,4 +78,4 @@ def analyze(client: Client, plan: Plan) -> Analysis:
             count = client.count(Listing(params))
             fetched = count if cap is None else min(count, cap)
             probes.append(Probe(role, encode(params), count, max(1, math.ceil(fetched / size))))
-    return Analysis(tuple(probes), size)
+    return Analysis(tuple(probes), size, lookups)

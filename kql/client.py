@@ -100,6 +100,16 @@ def _with_names(query: object) -> tuple[Query, str | None] | None:
     return (parsed, source) if find_names(parsed) else None
 
 
+def _check_before_lookups(query: Query, source: str | None, max_requests: int | None) -> None:
+    """What can be refused before any catalogue is fetched: other mistakes, the site, the budget."""
+    from kql.names import precheck, site_of, with_placeholder_ids
+
+    precheck(query, source)
+    site_of(query, source)
+    if max_requests is not None:
+        _prepare_resolved(with_placeholder_ids(query), source, max_requests)
+
+
 def _prepare_resolved(query: Query, source: str | None, max_requests: int | None) -> CompiledLike | Plan:
     from kql.planner import compile_or_plan
 
@@ -434,6 +444,7 @@ class Client(_Base):
         named = _with_names(query)
         if named is None:
             return prepare(query, max_requests=max_requests)
+        _check_before_lookups(*named, max_requests)
         return _prepare_resolved(self._resolve(*named), named[1], max_requests)
 
     def close(self) -> None:
@@ -639,9 +650,7 @@ class AsyncClient(_Base):
     ) -> AsyncCustomers | _ResolvingCustomers:
         named = _with_names(query)
         if named is not None:  # names need the catalogues: resolve on the first read
-            from kql.names import precheck
-
-            precheck(*named)  # other mistakes now, as for a query without names
+            _check_before_lookups(*named, max_requests)  # other mistakes now, as without names
             return _ResolvingCustomers(self, *named, limit=limit, max_requests=max_requests)
         target = prepare(query, max_requests=max_requests)
         if hasattr(target, "branches"):
@@ -657,6 +666,7 @@ class AsyncClient(_Base):
         if named is None:
             target = prepare(query, max_requests=max_requests)
         else:
+            _check_before_lookups(*named, max_requests)
             target = _prepare_resolved(await self._resolve(*named), named[1], max_requests)
         if hasattr(target, "branches"):
             from kql.planrun import count_plan_async

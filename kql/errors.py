@@ -50,6 +50,7 @@ CODES: dict[str, str] = {
     "E208": "number out of range",
     "E209": "invalid date",
     "E210": "name shared by several tags, offers or products",
+    "E211": "names in a query about several sites",
     "E301": "'or' needs more than one request",
     "E302": "negation has no API complement",
     "E303": "operator needs more than one request",

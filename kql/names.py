@@ -47,6 +47,8 @@ __all__ = [
     "named_filters",
     "precheck",
     "resolve_names",
+    "site_of",
+    "with_placeholder_ids",
 ]
 
 # kind -> [(id, name)], ids as the API writes them ("5").
@@ -164,6 +166,51 @@ def resolve_names(
     rewritten = _map_atoms(query.filter, atom)
     raise_all(errors, source)
     return attrs.evolve(query, filter=rewritten)
+
+
+def site_of(query: ast.Query, source: str | None = None) -> str | None:
+    """The one site a query with names is about (``site = 2``), or None to use the client's.
+
+    Tags, offers and products belong to a site: a name is looked up in the catalogue of
+    the site the query runs against, not of ``--site`` when the query names another.
+    A query naming several sites cannot say which catalogue a name is from (E211).
+    """
+    if query.filter is None:
+        return None
+    sites: dict[int, ast.Comparison] = {}
+    for node in ast.walk(query.filter):
+        if isinstance(node, ast.Comparison) and node.field.text == "site" and node.op in ("=", "in"):
+            items = node.value.items if isinstance(node.value, ast.ValueList) else (node.value,)
+            for item in items:
+                if isinstance(item, ast.Int | ast.TypedId):
+                    sites.setdefault(item.number if isinstance(item, ast.TypedId) else item.value, node)
+    if len(sites) > 1:
+        first, *_ = find_names(query)
+        numbers = ", ".join(str(n) for n in sites)
+        error = KQLError(
+            "E211",
+            f"this query is about several sites ({numbers}); a name is looked up in one site's catalogue",
+            first.span,
+            "write the id (e.g. tag_5), or run one query per site",
+        )
+        raise error.with_source(source) if source is not None else error
+    return str(next(iter(sites))) if sites else None
+
+
+def with_placeholder_ids(query: ast.Query, reg: Registry | None = None) -> ast.Query:
+    """``query`` with each distinct name replaced by a distinct made-up id of its kind.
+
+    The plan's shape (and so its request count) does not depend on which ids the names
+    become: this lets a request budget be checked before any catalogue is fetched.
+    """
+    names: dict[str, list[str]] = {}
+    for ref in find_names(query, reg):
+        names.setdefault(ref.kind, [])
+        if ref.name not in names[ref.kind]:
+            names[ref.kind].append(ref.name)
+    return resolve_names(
+        query, lambda kind: [(str(i), name) for i, name in enumerate(names.get(kind, []), start=1)], None, reg
+    )
 
 
 def _moved(new: tuple[ast.Scalar, ...], old: tuple[ast.Scalar, ...]) -> bool:
@@ -322,22 +369,22 @@ def _suggest(name: str, items: list[tuple[str, str]], prefix: str, kind: str, pl
 # ---- fetching catalogues ---------------------------------------------------------------
 
 
-def catalogue(client: Client, kind: str) -> list[tuple[str, str]]:
+def catalogue(client: Client, kind: str, site: str | None = None) -> list[tuple[str, str]]:
     """Every ``(id, name)`` of one kind (``tag``, ``offer``, ``product``), walking all pages.
 
-    Scoped to the client's ``site_id`` when it has one (as the API requires on accounts
-    with several sites). Only the name attribute is asked for (``fields[…]``). Errors
+    Scoped to ``site`` (else the client's ``site_id``) when there is one, as the API
+    requires on accounts with several sites. Only the name attribute is asked for (``fields[…]``). Errors
     are the client's own (APIError, TransportError); a malformed page is a PaginationError.
     """
-    walk = _Walk(client, kind)
+    walk = _Walk(client, kind, site)
     while (params := walk.next_params()) is not None:
         walk.accept(client._send("GET", walk.url, params=params))
     return walk.found()
 
 
-async def acatalogue(client: AsyncClient, kind: str) -> list[tuple[str, str]]:
+async def acatalogue(client: AsyncClient, kind: str, site: str | None = None) -> list[tuple[str, str]]:
     """``catalogue`` for an ``AsyncClient``."""
-    walk = _Walk(client, kind)
+    walk = _Walk(client, kind, site)
     while (params := walk.next_params()) is not None:
         walk.accept(await client._send("GET", walk.url, params=params))
     return walk.found()
@@ -346,13 +393,14 @@ async def acatalogue(client: AsyncClient, kind: str) -> list[tuple[str, str]]:
 class _Walk:
     """The page plan of one catalogue listing (no I/O): which page next, and what came back."""
 
-    def __init__(self, client: Client | AsyncClient, kind: str) -> None:
+    def __init__(self, client: Client | AsyncClient, kind: str, site: str | None = None) -> None:
         self.spec = CATALOGUES[kind]
         self.url = client._url(self.spec.path)
         self.size = client.max_page_size
         self.base: list[tuple[str, str]] = []
-        if client.site_id is not None:
-            self.base.append(("filter[site_id]", client.site_id))
+        site = site or client.site_id
+        if site is not None:
+            self.base.append(("filter[site_id]", site))
         self.base.append((f"fields[{self.spec.type}]", self.spec.attribute))
         self.number = 0
         self.done = False
@@ -407,17 +455,18 @@ class Resolver:
     def __init__(self, client: Client, reg: Registry | None = None) -> None:
         self.client = client
         self.reg = reg or registry()
-        self._cache: dict[str, list[tuple[str, str]]] = {}
+        self._cache: dict[tuple[str | None, str], list[tuple[str, str]]] = {}
         self._lock = threading.Lock()  # one fetch per kind even if runs share the resolver across threads
 
-    def lookup(self, kind: str) -> list[tuple[str, str]]:
+    def lookup(self, kind: str, site: str | None = None) -> list[tuple[str, str]]:
         with self._lock:
-            if kind not in self._cache:
-                self._cache[kind] = catalogue(self.client, kind)
-            return self._cache[kind]
+            if (site, kind) not in self._cache:
+                self._cache[(site, kind)] = catalogue(self.client, kind, site)
+            return self._cache[(site, kind)]
 
     def resolve(self, query: ast.Query, source: str | None = None) -> ast.Query:
-        return resolve_names(query, self.lookup, source, self.reg)
+        site = site_of(query, source)
+        return resolve_names(query, lambda kind: self.lookup(kind, site), source, self.reg)
 
     def clear(self) -> None:
         """Forget the fetched catalogues (a long-lived resolver after the account changed)."""
@@ -431,14 +480,15 @@ class AsyncResolver:
     def __init__(self, client: AsyncClient, reg: Registry | None = None) -> None:
         self.client = client
         self.reg = reg or registry()
-        self._cache: dict[str, list[tuple[str, str]]] = {}
+        self._cache: dict[tuple[str | None, str], list[tuple[str, str]]] = {}
 
     async def resolve(self, query: ast.Query, source: str | None = None) -> ast.Query:
         # Fetch what the query names first; resolve_names itself stays synchronous and pure.
+        site = site_of(query, source)
         for kind in dict.fromkeys(ref.kind for ref in find_names(query, self.reg) if ref.name.strip()):
-            if kind not in self._cache:
-                self._cache[kind] = await acatalogue(self.client, kind)
-        return resolve_names(query, self._cache.__getitem__, source, self.reg)
+            if (site, kind) not in self._cache:
+                self._cache[(site, kind)] = await acatalogue(self.client, kind, site)
+        return resolve_names(query, lambda kind: self._cache[(site, kind)], source, self.reg)
 
     def clear(self) -> None:
         self._cache.clear()

@@ -194,9 +194,9 @@ def _run(args: argparse.Namespace, secrets: list[str]) -> int:
         check_output(args.output)  # before the run: a typo in the path should not cost the export
     if args.sandbox and args.token:
         print("kql run: note: --token is not used with --sandbox (it has its own)", file=sys.stderr)
-    query, named = _expanded(text, args.segments)
+    query, named = _expanded(text, args.segments, args.max_requests)
     # Without names the query is fully checked and planned before anything starts; names first
-    # need the catalogues, so only their other mistakes are reported up front.
+    # need the catalogues, so only their other mistakes (and the budget) are checked up front.
     target = None if named else _prepare(query, text, args.max_requests)
     fmt = args.format or _default_format(args.output)
     if args.retries < 0:
@@ -295,10 +295,10 @@ def _policy(retries: int) -> Any:
     return RetryPolicy(max_attempts=retries + 1)
 
 
-def _expanded(text: str, segments_path: str | None) -> tuple[Any, bool]:
+def _expanded(text: str, segments_path: str | None, max_requests: int | None) -> tuple[Any, bool]:
     """The query with its segments expanded, and whether it names tags, offers or products."""
     from kql.compiler import expand
-    from kql.names import find_names, precheck
+    from kql.names import find_names, precheck, site_of, with_placeholder_ids
     from kql.parser import parse
     from kql.segments import find, load
 
@@ -306,7 +306,11 @@ def _expanded(text: str, segments_path: str | None) -> tuple[Any, bool]:
     query = expand(parse(text), load(found) if found is not None else None, text)
     named = bool(find_names(query))
     if named:
-        precheck(query, text)  # every other mistake, before a sandbox starts or a request is sent
+        # Every other mistake, before a sandbox starts or a catalogue is fetched.
+        precheck(query, text)
+        site_of(query, text)
+        if max_requests is not None:
+            _prepare(with_placeholder_ids(query), text, max_requests)
     return query, named
 
 
@@ -332,18 +336,21 @@ def _selected(target: Any) -> Any:
 
 def probe(text: str, args: argparse.Namespace) -> int:
     """``kql explain --analyze``: the plan, then a count probe per listing (errors as kql run's)."""
-    query, named = _expanded(text, args.segments)
+    query, named = _expanded(text, args.segments, args.max_requests)
     plan = None if named else _plan_resolved(query, text, args.max_requests)
     secrets: list[str] = []
     try:
         from kql.analyze import analyze
 
         with connect(args, secrets) as client:
+            lookups = 0
             if plan is None:
+                before = client.stats["requests"]
                 plan = _plan_resolved(client._resolve(query, text), text, args.max_requests)
+                lookups = client.stats["requests"] - before
             for warning in plan.warnings:
                 print(warning.render(), file=sys.stderr)
-            analysis = analyze(client, plan)
+            analysis = analyze(client, plan, lookups)
     except Exception as error:
         from kql.apierror import ExecutorError, redact
 

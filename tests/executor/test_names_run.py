@@ -13,6 +13,7 @@ import pytest
 
 from kql.client import AsyncClient, Client
 from kql.errors import KQLError
+from kql.names import catalogue
 from kql.sandbox import Sandbox, running
 from tests.executor.conftest import FAST
 
@@ -92,3 +93,38 @@ def test_explain_analyze_resolves_names(sb: Sandbox) -> None:
     assert plan["branches"][0]["request"].startswith("filter[has_tag_id]=4&")
     offline = subprocess.run([*command[:4], command[-1]], capture_output=True, text=True, timeout=60)
     assert offline.returncode == 2 and "E206" in offline.stderr and "kql explain --analyze" in offline.stderr
+
+
+def test_names_are_looked_up_in_the_site_the_query_is_about() -> None:
+    with (
+        running(customers=300, seed=5, sites=2) as two,
+        Client(two.base_url, token=two.token, retry=FAST, site_id=1) as client,
+    ):
+        ident, name = catalogue(client, "tag", "2")[0]  # a tag of site 2, while the client says site 1
+        by_name = [r["id"] for r in client.customers(f'has_tag("{name}") and site = 2')]
+        assert by_name == [r["id"] for r in client.customers(f"has_tag(tag_{ident}) and site = 2")]
+        with pytest.raises(KQLError) as caught:
+            client.customers(f'has_tag("{name}") and (site = 1 or site = 2)')
+        assert caught.value.code == "E211" and "1, 2" in caught.value.message
+
+
+def test_budget_is_checked_before_names_are_looked_up(sb: Sandbox, tmp_path: Path) -> None:
+    query = 'has_tag("VIP Customer") or has_offer("Offer 3")'
+    before = sb.stats["requests"]
+    done = kql_run(sb, "--max-requests", "1", query, cwd=tmp_path)
+    assert done.returncode == 2 and "E308" in done.stderr
+    with Client(sb.base_url, token=sb.token, retry=FAST) as client, pytest.raises(KQLError) as caught:
+        client.customers(query, max_requests=1)
+    assert caught.value.code == "E308"
+    assert sb.stats["requests"] == before  # not even a catalogue
+
+
+def test_explain_analyze_counts_the_name_lookups(sb: Sandbox) -> None:
+    command = [sys.executable, "-m", "kql", "explain", "--analyze", "--json", "--base-url", sb.base_url,
+               "--token", sb.token or "x", 'has_tag("VIP Customer") or has_offer("Offer 3")']  # fmt: skip
+    before = sb.stats["requests"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    analysis = json.loads(done.stdout)["analysis"]
+    assert analysis["name_lookup_requests"] == 2
+    assert sb.stats["requests"] - before == 2 + analysis["probe_requests"]
+    assert analysis["estimated_requests"] == 2 + sum(item["pages"] for item in analysis["listings"])
