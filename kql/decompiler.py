@@ -20,8 +20,11 @@ from kql.formatter import format_query
 from kql.registry import Filter, Registry, registry
 
 _FILTER = re.compile(r"filter\[(\w+)\](\[\])?\Z")
-_MONEY = re.compile(r"-?\d+(\.\d{1,2})?\Z")
-_DIGITS = re.compile(r"\d+\Z")
+# ASCII digits only: "١٠٠" is not what the URL sends to the API as 100.
+_MONEY = re.compile(r"-?[0-9]+(\.[0-9]{1,2})?\Z")
+_DIGITS = re.compile(r"[0-9]+\Z")
+_NOT_TEXT = re.compile("[\ud800-\udfff]")  # bytes that were not UTF-8 (argv, stdin)
+_CUSTOMERS_PATH = re.compile(r"(.*/)?customers/?\Z")
 
 
 @attrs.frozen(slots=True)
@@ -39,9 +42,21 @@ class _Param:
 
 def _params(text: str, errors: list[KQLError]) -> list[_Param]:
     """Split a query string, keeping each parameter's place in ``text`` for errors."""
-    start = text.find("?") + 1  # 0 when there is no "?": a bare query string
+    bad = _NOT_TEXT.search(text)
+    if bad is not None:
+        where = Span(bad.start(), bad.end())
+        errors.append(KQLError("E011", "the input holds bytes that are not UTF-8 text", where, None))
+        return []
+    end = text.find("#")
+    end = len(text) if end == -1 else end  # a #fragment is never sent to the server
+    start = text.find("?", 0, end) + 1  # 0 when there is no "?": a bare query string or a bare URL
+    if start:
+        _check_path(text[: start - 1], errors)
+    elif "://" in text[:end] or text.startswith("/"):
+        _check_path(text[:end], errors)
+        return []  # a URL without a query string: every customer
     params = []
-    for piece in re.finditer(r"[^&]+", text[start:]):
+    for piece in re.finditer(r"[^&]+", text[start:end]):
         raw_name, _, raw_value = piece.group().partition("=")
         span = Span(start + piece.start(), start + piece.end())
         try:
@@ -54,6 +69,21 @@ def _params(text: str, errors: list[KQLError]) -> list[_Param]:
 
 
 _CLAUSES = ("sort", "fields[customers]", "page[number]", "page[size]")
+
+
+def _check_path(url: str, errors: list[KQLError]) -> None:
+    """Only a customers listing decompiles: `…/v1/offers?…` is not a customers query."""
+    path = url.split("://", 1)[-1]
+    path = path[path.find("/") :] if "://" in url else path
+    if "/" in url and not _CUSTOMERS_PATH.match(path):
+        errors.append(
+            KQLError(
+                "E010",
+                f"not a customers listing: the path is {path or '/'!r}",
+                Span(0, len(url)),
+                "kql decompiles GET /v1/customers URLs (or just their query strings)",
+            )
+        )
 
 
 def decompile(text: str, reg: Registry | None = None) -> Decompiled:

@@ -156,3 +156,33 @@ def test_clauses_kql_could_not_write_are_reported(url: str, under_caret: str) ->
     (error,) = caught.value.errors
     assert error.code == "E011"
     assert error.span is not None and url[error.span.start : error.span.end] == under_caret
+
+
+@pytest.mark.parametrize(
+    ("url", "kql_text"),
+    [
+        ("https://api.kajabi.com/v1/customers", ""),  # a URL without a query string: every customer
+        ("https://api.kajabi.com/v1/customers/", ""),
+        ("/v1/customers?filter[site_id]=2", "site = site_2"),
+        ("https://app.kajabi.com/api/v1/customers?filter[site_id]=1&sort=-email", "site = site_1 sort -email"),
+        ("filter[site_id]=1#fragment", "site = site_1"),  # a fragment is never sent
+    ],
+)
+def test_urls_in_every_shape(url: str, kql_text: str) -> None:
+    assert kql.decompile(url) == kql_text
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("https://api.kajabi.com/v1/offers?filter[site_id]=1", "E010"),  # not a customers listing
+        ("http://example.com/whatever?filter[site_id]=1", "E010"),
+        ("filter[net_revenue_greater_than]=\u0661\u0660\u0660", "E011"),  # Arabic-Indic digits are not 100
+        ("filter[site_id]=\uff11\uff12\uff13", "E011"),  # nor fullwidth ones
+        ("filter[search]=\udcff", "E011"),  # a byte that was not UTF-8 (argv, stdin)
+    ],
+)
+def test_what_is_not_a_customers_query_is_reported(url: str, code: str) -> None:
+    with pytest.raises(kql.KQLError) as caught:
+        kql.decompile(url)
+    assert caught.value.code == code
