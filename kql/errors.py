@@ -178,11 +178,20 @@ def _caret_lines(source: str, span: Span) -> list[str]:
     # Tabs would misalign the carets: expand them the same way on both lines.
     pad = "".join("\t" if ch == "\t" else " " * _width(ch) for ch in line[: start - line_start])
     carets = "^" * max(1, sum(_width(ch) for ch in source[start:end]))
-    return [prefix + _SURROGATES.sub("\ufffd", line), " " * len(prefix) + pad + carets]
+    return [prefix + _UNPRINTABLE.sub(_visible, line), " " * len(prefix) + pad + carets]
 
 
-# Lone surrogates (bytes that were not UTF-8) cannot be printed: each shows as one U+FFFD.
-_SURROGATES = re.compile("[\ud800-\udfff]")
+# Shown, not obeyed: an escape sequence in a query must not recolour the terminal, nor a
+# carriage return move the cursor. Lone surrogates (bytes that were not UTF-8) cannot be printed.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    """One column for each unprintable character: a control picture (␛, ␍) or U+FFFD."""
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)
+    return "\u2421" if code == 0x7F else "\ufffd"
 
 
 def _width(ch: str) -> int:

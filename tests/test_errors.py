@@ -171,3 +171,13 @@ def test_carets_line_up_after_wide_characters() -> None:
     line, carets = caught.value.render().splitlines()[1:3]
     # Four wide characters take eight columns: the caret sits 4 columns further right than len() says.
     assert carets.index("^") == line.index("opend") + 4 and carets.count("^") == 5
+
+
+@pytest.mark.parametrize("text", ['"a\x1b[31mred" and nope', "site = 1\rand nope", "nope\x7f"])
+def test_control_characters_are_shown_not_obeyed(text: str) -> None:
+    with pytest.raises(kql.KQLError) as caught:
+        kql.compile(text)
+    rendered = caught.value.render()
+    assert not any(ch in rendered for ch in "\x1b\r\x7f")
+    line, carets = rendered.splitlines()[1:3]
+    assert carets.index("^") == line.index("nope")  # one column each: the caret still lines up
