@@ -315,10 +315,17 @@ def _completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
     """A bash completion function for kql's commands and options, read off the argument parser."""
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     cases = []
+    values: dict[str, str] = {}  # option -> its choices, or "-f" for a file name
     for name, sub in commands.choices.items():
         if name in _DELEGATED:  # its options live in the module that runs it
             module = importlib.import_module(_DELEGATED[name].split(":")[0])
             sub = module._parser()
+        for action in sub._actions:
+            for option in action.option_strings:
+                if action.choices:
+                    values[option] = " ".join(str(c) for c in action.choices)
+                elif action.metavar in ("FILE", "PATH", "DB") or action.dest in ("output", "db", "segments"):
+                    values[option] = "-f"
         options = sorted(o for action in sub._actions for o in action.option_strings)
         words = " ".join(options)
         if name == "segments":
@@ -334,6 +341,14 @@ def _completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
         '    if [ "$COMP_CWORD" -eq 1 ]; then',
         f'        COMPREPLY=($(compgen -W "{names} --help --version" -- "$cur")); return',
         "    fi",
+        '    case "${COMP_WORDS[COMP_CWORD-1]}" in',
+        *(
+            f'        {option}) COMPREPLY=($(compgen -f -- "$cur")); return ;;'
+            if choices == "-f"
+            else f'        {option}) COMPREPLY=($(compgen -W "{choices}" -- "$cur")); return ;;'
+            for option, choices in sorted(values.items())
+        ),
+        "    esac",
         '    case "${COMP_WORDS[1]}" in',
         *cases,
         "    esac",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -126,12 +127,17 @@ def test_bash_completion_script() -> None:
     def reply(*words: str) -> list[str]:
         typed = " ".join(words)
         probe = f'{script}\nCOMP_WORDS=(kql {typed}); COMP_CWORD={len(words)}; _kql; echo "${{COMPREPLY[@]}}"'
-        return subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=60).stdout.split()
+        root = Path(__file__).resolve().parent.parent  # file names complete from the repository root
+        done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=60, cwd=root)
+        return done.stdout.split()
 
     assert reply("com") == ["compile", "complete", "completion"]
     # run and sandbox parse their own options; the script still knows them.
     assert {"--sandbox", "--format", "--max-requests"} <= set(reply("run", "--"))
     assert "--customers" in reply("sandbox", "--c")
+    # Option values: choices, and file names where a file is expected.
+    assert reply("run", "--format", "n") == ["ndjson"]
+    assert "pyproject.toml" in reply("run", "-o", "pyproj")
 
 
 def test_complete_is_exported() -> None:
