@@ -44,13 +44,19 @@ def _whole(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
-def _at_least(lowest: float, parse: Callable[[str], float], meaning: str) -> Callable[[str], float]:
+def _at_least(
+    lowest: float, parse: Callable[[str], float], meaning: str, highest: float = math.inf
+) -> Callable[[str], float]:
     def check(text: str) -> float:
         value = parse(text)
-        if value < lowest:
+        if not lowest <= value <= highest:
             raise argparse.ArgumentTypeError(f"must be {meaning}, got {text}")
         return value
     return check
+
+
+# A sandbox that waits longer than an hour per request serves nothing (and sleep() overflows).
+_MAX_DELAY_MS = 3_600_000
 
 
 def _port(text: str) -> int:
@@ -86,8 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sites", type=_whole, default=1, help="sites; with more than one, filter[site_id] is required")
     p.add_argument("--seed", type=_whole, default=1, help="seed of the generated data and of the faults (default 1)")
     p.add_argument("--db", help="SQLite file to build (or reuse when seed, size and sites match)")
-    p.add_argument("--latency-ms", type=_at_least(0, _number, ">= 0"), default=0, help="added latency per request")
-    p.add_argument("--jitter-ms", type=_at_least(0, _number, ">= 0"), default=0, help="random extra latency, 0..N ms")
+    delay = _at_least(0, _number, f"between 0 and {_MAX_DELAY_MS:,} (one hour)", _MAX_DELAY_MS)
+    p.add_argument("--latency-ms", type=delay, default=0, help="added latency per request")
+    p.add_argument("--jitter-ms", type=delay, default=0, help="random extra latency, 0..N ms")
     p.add_argument("--error-rate", type=_number, default=0.0, help="share of requests answered 503 (0..1)")
     p.add_argument("--rate-limit", type=_number, metavar="RPS", help="requests per second before 429 + Retry-After")
     p.add_argument("--drop-rate", type=_number, default=0.0, help="share of responses cut off mid-body (0..1)")
