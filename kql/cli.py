@@ -66,13 +66,15 @@ def _parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="show the requests and local work any query needs")
     explain.add_argument("expr", nargs="?", default="-", help=expr_help)
     explain.add_argument("--json", action="store_true", help="the plan as JSON")
-    explain.add_argument("--max-requests", type=int, metavar="N", help="fail when the plan needs more requests")
+    from kql.run_cli import add_connection_arguments, positive_int
+
+    explain.add_argument(
+        "--max-requests", type=positive_int, metavar="N", help="fail when the plan needs more requests"
+    )
     explain.add_argument(
         "--analyze", action="store_true", help="count each listing (one page[size]=1 probe each) and estimate the cost"
     )
     _segments_option(explain)
-    from kql.run_cli import add_connection_arguments
-
     add_connection_arguments(explain.add_argument_group("with --analyze, where to probe"))
 
     fmt = commands.add_parser("fmt", help="print a query in canonical form")

@@ -355,33 +355,38 @@ def _dnf(node: _Node, cap: int, query: ast.Query) -> list[list[Literal]]:
     if isinstance(node, Lit | LocalLit):
         return [[node]]
     if isinstance(node, _Or):
-        return _within_cap([conj for item in node.items for conj in _dnf(item, cap, query)], cap, query)
+        conjunctions = [conj for item in node.items for conj in _dnf(item, cap, query)]
+        return _within_cap(conjunctions, cap, query, multiplied=False)
     assert isinstance(node, _And)
     product: list[list[Literal]] = [[]]
     for item in node.items:
         options = _dnf(item, cap, query)
-        _cap(len(product) * len(options), cap * RAW_FACTOR, query)
-        product = _within_cap([left + right for left in product for right in options], cap, query)
+        _cap(len(product) * len(options), cap * RAW_FACTOR, cap, query, multiplied=True)
+        product = _within_cap([left + right for left in product for right in options], cap, query, multiplied=True)
     return product
 
 
-def _within_cap(conjunctions: list[list[Literal]], cap: int, query: ast.Query) -> list[list[Literal]]:
-    _cap(len(conjunctions), cap * RAW_FACTOR, query)
+def _within_cap(
+    conjunctions: list[list[Literal]], cap: int, query: ast.Query, *, multiplied: bool
+) -> list[list[Literal]]:
+    _cap(len(conjunctions), cap * RAW_FACTOR, cap, query, multiplied=multiplied)
     if len(conjunctions) <= cap:
         return conjunctions  # simplified once at the end: most queries never come near the cap
     simplified = _simplify(conjunctions)
-    _cap(len(simplified), cap, query)
+    _cap(len(simplified), cap, cap, query, multiplied=multiplied)
     return simplified
 
 
-def _cap(size: int, cap: int, query: ast.Query) -> None:
-    if size > cap:
-        raise KQLError(
-            "E307",
-            f"the query expands to more than {cap} branches (requests)",
-            query.filter.span if query.filter else None,
-            "an 'and' of several 'or's multiplies out: factor common conditions, or split the query",
+def _cap(size: int, limit: int, cap: int, query: ast.Query, *, multiplied: bool) -> None:
+    """E307 when ``size`` branches exceed ``limit`` (the cap, or how far a step may grow first)."""
+    if size > limit:
+        hint = (
+            "an 'and' of several 'or's multiplies out: factor common conditions, or split the query"
+            if multiplied
+            else f"each part of an 'or' is a request: split it into queries of at most {cap} parts"
         )
+        span = query.filter.span if query.filter else None
+        raise KQLError("E307", f"the query expands to more than {cap} branches (requests)", span, hint)
 
 
 def _simplify(conjunctions: list[list[Literal]]) -> list[list[Literal]]:

@@ -26,8 +26,11 @@ EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATE
 _EXTENSIONS = {".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
@@ -53,7 +56,10 @@ def _site_from_env() -> str | None:
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, not {text}")
     return value
@@ -98,23 +104,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--output", "-o", metavar="FILE", help="write here, atomically (no partial file on failure)")
     parser.add_argument(
-        "--limit", type=_positive_int, metavar="N", help="at most N customers (with the query's limit: the smaller)"
+        "--limit", type=positive_int, metavar="N", help="at most N customers (with the query's limit: the smaller)"
     )
     parser.add_argument(
-        "--concurrency", type=_positive_int, default=8, metavar="N", help="pages fetched at once (default 8)"
+        "--concurrency", type=positive_int, default=8, metavar="N", help="pages fetched at once (default 8)"
     )
     parser.add_argument(
         "--timeout", type=_positive_float, default=30.0, metavar="SECONDS", help="seconds per request (default 30)"
     )
     parser.add_argument(
-        "--max-page-size", type=_positive_int, default=100, metavar="N", help="largest page[size] (default 100)"
+        "--max-page-size", type=positive_int, default=100, metavar="N", help="largest page[size] (default 100)"
     )
     parser.add_argument(
         "--retries", type=int, default=6, metavar="N", help="retries per request after a fault (default 6)"
     )
     parser.add_argument(
         "--max-requests",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="refuse, before sending anything, a plan that needs more than N listings (see kql explain)",
     )
@@ -190,7 +196,12 @@ def _run(args: argparse.Namespace, secrets: list[str]) -> int:
     if text is None:
         print("kql run: give a query as an argument, or pipe one on stdin", file=sys.stderr)
         return EXIT_USAGE
-    if args.output:
+    if args.output == "-":
+        args.output = None  # the usual spelling of standard output
+    elif args.output is not None:
+        if not args.output:
+            print("kql run: error: --output needs a file name ('-' for standard output)", file=sys.stderr)
+            return EXIT_USAGE
         check_output(args.output)  # before the run: a typo in the path should not cost the export
     if args.sandbox and args.token:
         print("kql run: note: --token is not used with --sandbox (it has its own)", file=sys.stderr)
@@ -236,7 +247,8 @@ def connect(args: argparse.Namespace, secrets: list[str]) -> Iterator[Client]:
             base_url = args.base_url
             options.update(_credentials(args))
             options["insecure"] = args.insecure
-        secrets.extend(str(v) for k, v in options.items() if k in ("token", "client_secret") and v)
+        if not args.sandbox:  # the sandbox's token is public ("sandbox"): redacting it garbles messages
+            secrets.extend(str(v) for k, v in options.items() if k in ("token", "client_secret") and v)
         yield stack.enter_context(Client(base_url, **options))
 
 

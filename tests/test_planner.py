@@ -389,3 +389,9 @@ def test_plan_result_equals_the_expression(text: str, seed: int) -> None:
     checked = validate(kql.parse(text), text)
     assert checked.filter is not None
     assert model.run(p) == model.truth(checked.filter), p.explain()
+
+
+def test_a_long_or_gets_its_own_hint() -> None:
+    with pytest.raises(kql.KQLError) as caught:
+        plan(" or ".join(f"opened(bc_{i})" for i in range(1, 40)))
+    assert caught.value.code == "E307" and caught.value.hint is not None and "at most 32 parts" in caught.value.hint

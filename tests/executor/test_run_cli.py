@@ -186,3 +186,22 @@ def test_bad_settings_are_usage_errors_before_any_request(args: list[str], env: 
 def test_a_base_url_copied_with_v1_is_not_doubled(api: FakeAPI, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(api.base_url + "/v1/", "limit 1") == 0
     assert json.loads(capsys.readouterr().out)["id"] == "1"
+
+
+def test_output_dash_is_stdout_and_empty_is_an_error(api: FakeAPI, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(api, "limit 1", "-o", "-") == 0
+    assert json.loads(capsys.readouterr().out)["id"] == "1"
+    assert run(api, "limit 1", "-o", "") == 2
+    assert "--output needs a file name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("command", "value", "says"), [
+    ("run", "abc", "expected a whole number, not 'abc'"),
+    ("explain", "0", "must be at least 1, not 0"),
+])  # fmt: skip
+def test_max_requests_is_a_positive_number_everywhere(command: str, value: str, says: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "kql", command, "--max-requests", value, "opened(bc_1)"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and says in done.stderr
