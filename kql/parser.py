@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from kql import ast
 from kql.errors import KQLError, Span
 
@@ -194,7 +196,9 @@ class _Builder:
         return ast.Not(item, span=_spanned(keyword, item))
 
     def group(self, children: list[Any]) -> Any:
-        return children[1]
+        # The parentheses belong to the group: carets under `(a or b) and c` start at `(`.
+        left, inner, right = children
+        return attrs.evolve(inner, span=_spanned(left, right))
 
     def op(self, children: list[Any]) -> Any:
         return children[0]

@@ -181,3 +181,11 @@ def test_control_characters_are_shown_not_obeyed(text: str) -> None:
     assert not any(ch in rendered for ch in "\x1b\r\x7f")
     line, carets = rendered.splitlines()[1:3]
     assert carets.index("^") == line.index("nope")  # one column each: the caret still lines up
+
+
+def test_a_group_s_span_includes_its_parentheses() -> None:
+    query = kql.parse("(opened(bc_1) or opened(bc_2)) and site = 1")
+    assert query.filter is not None and query.filter.span == kql.Span(0, 44)
+    with pytest.raises(kql.KQLError) as caught:
+        kql.compile("site = 1 and (opened(bc_1) or opened(bc_2))")
+    assert caught.value.span == kql.Span(13, 44)  # the caret starts under '('
