@@ -152,6 +152,8 @@ class _Stopped(ExecutorError):
 class _Base:
     """Configuration, request building and response handling shared by both clients."""
 
+    _tokens: TokenSource | AsyncTokenSource
+
     def __init__(
         self,
         base_url: str = DEFAULT_BASE_URL,
@@ -310,6 +312,75 @@ class _Base:
         ]
 
 
+# What one answer means for the request it belongs to (besides a decoded body: done).
+_AGAIN = object()  # redirected, or re-authorized: send again at once
+_RETRY = object()  # a retryable failure: wait, then send again
+
+
+class _Exchange:
+    """One request across its attempts: redirects, one re-authorization, retries. No I/O,
+    so the synchronous and the asynchronous client send it the same way."""
+
+    def __init__(
+        self,
+        client: _Base,
+        method: str,
+        url: httpx.URL,
+        params: Sequence[tuple[str, str]] | None,
+        authorize: bool,
+    ) -> None:
+        self.client, self.method, self.authorize = client, method, authorize
+        self.url = url
+        self.params: list[tuple[str, Any]] | None = None if params is None else list(params)
+        self.started = time.monotonic()
+        self.attempts = self.redirects = 0
+        self.reauthorized = False
+        self.failure: ExecutorError | str = ""
+        self.retry_after: float | None = None
+
+    def start(self) -> None:
+        self.attempts += 1
+        self.retry_after = None
+        self.client._count("requests")
+
+    def transport_failed(self, exc: httpx.TransportError) -> None:
+        if not _retryable(exc):
+            raise TransportError(_describe(exc)) from None
+        self.client._count(f"fault:{_fault_name(exc)}")
+        self.failure = _describe(exc)
+
+    def answered(self, response: httpx.Response, generation: int) -> Any:
+        """The decoded body, _AGAIN or _RETRY; raises for answers that must not be retried."""
+        client = self.client
+        if response.status_code in _REDIRECTS:
+            self.url, self.params = client._redirect(response, self.method, self.redirects), None
+            self.redirects += 1
+            self.attempts -= 1
+            return _AGAIN
+        refreshable = self.authorize and client._credentials.refreshable
+        if response.status_code == 401 and refreshable and not self.reauthorized:
+            self.reauthorized = True  # once: a fresh token refused again is a real refusal
+            client._count("reauthorize")
+            client._tokens.invalidate(generation)
+            self.attempts -= 1
+            return _AGAIN
+        body, problem, self.retry_after = client._decide(response, self.attempts)
+        if problem is None:
+            return body
+        self.failure = problem
+        return _RETRY
+
+    def delay(self) -> float:
+        """Seconds to wait before the next attempt; raises the failure when retrying is over."""
+        delay = self.client.retry.delay(self.attempts, time.monotonic() - self.started, self.retry_after)
+        if delay is None:
+            if isinstance(self.failure, APIError):
+                self.failure.after(self.attempts)
+            raise self.client._give_up(self.failure, self.attempts, f"{self.method} {self.url.copy_with(query=None)}")
+        self.client._count("retries")
+        return delay
+
+
 class Tally(Protocol):
     """What a run has done so far: a Pager for one listing, a PlanRun for a plan."""
 
@@ -405,6 +476,8 @@ class AsyncCustomers(_Progress, AsyncIterator[Record]):
 
 class Client(_Base):
     """Synchronous client; page requests run on a small thread pool over one ``httpx.Client``."""
+
+    _tokens: TokenSource
 
     def _open(self) -> None:
         self._http = httpx.Client(**self._httpx_options())
@@ -553,9 +626,7 @@ class Client(_Base):
         authorize: bool = True,
         stop: threading.Event | None = None,
     ) -> Any:
-        started = time.monotonic()
-        attempts = redirects = 0
-        reauthorized = False
+        exchange = _Exchange(self, method, url, params, authorize)
         while True:
             if stop is not None and stop.is_set():
                 raise _Stopped()
@@ -564,39 +635,20 @@ class Client(_Base):
             if authorize:
                 token, generation = self._tokens.get()
                 headers["Authorization"] = f"Bearer {token}"
-            attempts += 1
-            self._count("requests")
-            retry_after: float | None = None
+            exchange.start()
             try:
                 response = self._http.request(
-                    method, url, params=None if params is None else list(params), data=data, headers=headers
+                    method, exchange.url, params=exchange.params, data=data, headers=headers
                 )
             except httpx.TransportError as exc:
-                if not _retryable(exc):
-                    raise TransportError(_describe(exc)) from None
-                self._count(f"fault:{_fault_name(exc)}")
-                failure: ExecutorError | str = _describe(exc)
+                exchange.transport_failed(exc)
             else:
-                if response.status_code in _REDIRECTS:
-                    url, params, redirects = self._redirect(response, method, redirects), None, redirects + 1
-                    attempts -= 1
+                step = exchange.answered(response, generation)
+                if step is _AGAIN:
                     continue
-                if response.status_code == 401 and authorize and self._credentials.refreshable and not reauthorized:
-                    reauthorized = True  # once: a fresh token refused again is a real refusal
-                    self._count("reauthorize")
-                    self._tokens.invalidate(generation)
-                    attempts -= 1
-                    continue
-                body, problem, retry_after = self._decide(response, attempts)
-                if problem is None:
-                    return body
-                failure = problem
-            delay = self.retry.delay(attempts, time.monotonic() - started, retry_after)
-            if delay is None:
-                if isinstance(failure, APIError):
-                    failure.after(attempts)
-                raise self._give_up(failure, attempts, f"{method} {url.copy_with(query=None)}")
-            self._count("retries")
+                if step is not _RETRY:
+                    return step
+            delay = exchange.delay()
             if stop is None:
                 time.sleep(delay)
             elif stop.wait(delay):
@@ -605,6 +657,8 @@ class Client(_Base):
 
 class AsyncClient(_Base):
     """Asynchronous client over one ``httpx.AsyncClient``; pages run as tasks, ``concurrency`` at a time."""
+
+    _tokens: AsyncTokenSource
 
     def _open(self) -> None:
         self._http = httpx.AsyncClient(**self._httpx_options())
@@ -741,49 +795,27 @@ class AsyncClient(_Base):
         authorize: bool = True,
     ) -> Any:
         # The same loop as Client._send, awaiting instead of blocking.
-        started = time.monotonic()
-        attempts = redirects = 0
-        reauthorized = False
+        exchange = _Exchange(self, method, url, params, authorize)
         while True:
             headers: dict[str, str] = {}
             generation = 0
             if authorize:
                 token, generation = await self._tokens.get()
                 headers["Authorization"] = f"Bearer {token}"
-            attempts += 1
-            self._count("requests")
-            retry_after: float | None = None
+            exchange.start()
             try:
                 response = await self._http.request(
-                    method, url, params=None if params is None else list(params), data=data, headers=headers
+                    method, exchange.url, params=exchange.params, data=data, headers=headers
                 )
             except httpx.TransportError as exc:
-                if not _retryable(exc):
-                    raise TransportError(_describe(exc)) from None
-                self._count(f"fault:{_fault_name(exc)}")
-                failure: ExecutorError | str = _describe(exc)
+                exchange.transport_failed(exc)
             else:
-                if response.status_code in _REDIRECTS:
-                    url, params, redirects = self._redirect(response, method, redirects), None, redirects + 1
-                    attempts -= 1
+                step = exchange.answered(response, generation)
+                if step is _AGAIN:
                     continue
-                if response.status_code == 401 and authorize and self._credentials.refreshable and not reauthorized:
-                    reauthorized = True
-                    self._count("reauthorize")
-                    self._tokens.invalidate(generation)
-                    attempts -= 1
-                    continue
-                body, problem, retry_after = self._decide(response, attempts)
-                if problem is None:
-                    return body
-                failure = problem
-            delay = self.retry.delay(attempts, time.monotonic() - started, retry_after)
-            if delay is None:
-                if isinstance(failure, APIError):
-                    failure.after(attempts)
-                raise self._give_up(failure, attempts, f"{method} {url.copy_with(query=None)}")
-            self._count("retries")
-            await asyncio.sleep(delay)
+                if step is not _RETRY:
+                    return step
+            await asyncio.sleep(exchange.delay())
 
 
 class _ResolvingCustomers(AsyncIterator[Record]):
