@@ -16,8 +16,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from timing import median_seconds
 
 import kql
 from kql.registry import registry
@@ -30,16 +31,6 @@ def queries(n: int) -> tuple[str, str]:
     kql_text = " and ".join(f.example(reg.id_prefixes) for f in picked)
     lucene = " AND ".join(f'{f.param}:"{f.example(reg.id_prefixes).split("(")[-1].rstrip(")")}"' for f in picked)
     return kql_text, lucene
-
-
-def median_seconds(fn: Callable[[], object], runs: int) -> float:
-    fn()  # warm up: parser tables, caches
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def pipeline(runs: int) -> None:

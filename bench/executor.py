@@ -17,18 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
+from timing import median_seconds
 
 SERVE = """
 import json, sys
@@ -82,16 +82,6 @@ def sandbox(**options: Any) -> Iterator[Sandbox]:
         last = process.stdout.readline().strip()
         box.stats = json.loads(last) if last else {}
         process.wait(timeout=30)
-
-
-def median(fn: Callable[[], object], runs: int) -> float:
-    fn()  # warm up: connections, imports, the sandbox's caches
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def naive_export(base_url: str) -> int:
@@ -152,8 +142,8 @@ def export(runs: int) -> None:
         assert naive_export(sb.base_url) == customers
         with Client(sb.base_url, token="sandbox", concurrency=concurrency) as client:
             assert run(client) == customers
-            kql_s = median(lambda: run(client), runs)
-        naive_s = median(lambda: naive_export(sb.base_url), max(1, runs // 2))
+            kql_s = median_seconds(lambda: run(client), runs)
+        naive_s = median_seconds(lambda: naive_export(sb.base_url), max(1, runs // 2))
         with httpx.Client(headers={"Authorization": "Bearer sandbox"}) as http:
             recorded = {
                 str(n): http.get(f"{sb.base_url}/v1/customers",
@@ -162,7 +152,7 @@ def export(runs: int) -> None:
             }
     with replay(recorded, latency) as base, Client(base, token="sandbox", concurrency=concurrency) as client:
         assert run(client) == customers
-        replay_s = median(lambda: run(client), runs)
+        replay_s = median_seconds(lambda: run(client), runs)
     bound = math.ceil(pages / concurrency) * latency
     floor = (1 + math.ceil((pages - 1) / concurrency)) * latency
     print(f"1. export {customers:,} customers ({pages} pages), {latency * 1000:.0f} ms latency per request "

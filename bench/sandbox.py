@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import statistics
-import time
 from collections.abc import Callable
 
 import httpx
+from timing import median_seconds
 
 from kql.registry import registry
 from kql.sandbox import Sandbox
@@ -35,23 +34,13 @@ QUERIES = {
 }
 
 
-def median(fn: Callable[[], object], runs: int) -> float:
-    fn()  # warm up
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
 def generation(customers: int, runs: int) -> None:
     def build(n: int) -> Callable[[], object]:
         return lambda: generate(sqlite3.connect(":memory:"), customers=n, seed=1, sites=1, now=1_760_000_000)
 
     small = customers // 10
-    big_s = median(build(customers), max(1, runs // 10))
-    small_s = median(build(small), max(3, runs // 5))
+    big_s = median_seconds(build(customers), max(1, runs // 10))
+    small_s = median_seconds(build(small), max(3, runs // 5))
     print(f"1. generation (median of {max(1, runs // 10)} / {max(3, runs // 5)} runs)")
     print(f"   {customers:>9,} customers: {big_s:6.2f} s  ({big_s / customers * 1e6:5.1f} µs per customer)")
     print(f"   {small:>9,} customers: {small_s:6.2f} s  ({small_s / small * 1e6:5.1f} µs per customer)")
@@ -71,8 +60,8 @@ def latency(customers: int, runs: int) -> None:
                     response.raise_for_status()
                 return get
 
-            floor = median(lambda: client.get("/v1/version"), runs)
-            plain = median(page({}), runs)
+            floor = median_seconds(lambda: client.get("/v1/version"), runs)
+            plain = median_seconds(page({}), runs)
             print(f"2. a page of 100 out of {customers:,} customers (median of {runs} runs)")
             print(f"   GET /v1/version (HTTP floor): {floor * 1e3:6.2f} ms")
             print(f"   unfiltered page:             {plain * 1e3:6.2f} ms")
@@ -81,8 +70,8 @@ def latency(customers: int, runs: int) -> None:
             header = ("3 filters", "first ms", "÷ unfiltered", "SQL ms", "again ms", "matches")
             print("   {:<38} {:>8} {:>12} {:>7} {:>8} {:>8}".format(*header))
             for name, params in QUERIES.items():
-                http_s = median(page(params), runs)
-                next_s = median(page(params, first=False), runs)
+                http_s = median_seconds(page(params), runs)
+                next_s = median_seconds(page(params, first=False), runs)
                 query = parse_list(list({**params, "page[size]": "100"}.items()), reg, default_size=25,
                                    max_size=100)
 
@@ -90,7 +79,7 @@ def latency(customers: int, runs: int) -> None:
                     sandbox.store.forget_counts()
                     return sandbox.store.list_customers(query)
 
-                sql_s = median(sql, runs)
+                sql_s = median_seconds(sql, runs)
                 total = sandbox.store.list_customers(query)[1]
                 print(f"   {name:<38} {http_s * 1e3:8.2f} {http_s / plain:12.2f} {sql_s * 1e3:7.2f} "
                       f"{next_s * 1e3:8.2f} {total:8,}")
