@@ -84,36 +84,27 @@ def prepare(
     return compile_or_plan(query, segments, max_requests)
 
 
-def _with_names(query: object) -> tuple[Query, str | None] | None:
-    """(parsed query, its text) when the query names tags, offers or products; else None."""
+def _parsed(query: object) -> tuple[Query, str | None] | None:
+    """(the query parsed, its text) for KQL text or a Query; None for a Compiled or a Plan."""
     from kql.ast import Query
-    from kql.names import find_names
 
     if isinstance(query, str):
         from kql.parser import parse
 
-        parsed, source = parse(query), query
-    elif isinstance(query, Query):
-        parsed, source = query, None
-    else:
-        return None
-    return (parsed, source) if find_names(parsed) else None
+        return parse(query), query
+    return (query, None) if isinstance(query, Query) else None
 
 
-def _check_before_lookups(query: Query, source: str | None, max_requests: int | None) -> None:
-    """What can be refused before any catalogue is fetched: other mistakes, the site, the budget."""
-    from kql.names import precheck, site_of, with_placeholder_ids
+def _named(query: Query) -> bool:
+    from kql.names import find_names
 
-    precheck(query, source)
-    site_of(query, source)
-    if max_requests is not None:
-        _prepare_resolved(with_placeholder_ids(query), source, max_requests)
+    return bool(find_names(query))
 
 
-def _prepare_resolved(query: Query, source: str | None, max_requests: int | None) -> CompiledLike | Plan:
+def _compiled_or_planned(query: Query, source: str | None, max_requests: int | None) -> CompiledLike | Plan:
     from kql.planner import compile_or_plan
 
-    # The resolved query keeps the original spans: the text goes back in for the carets.
+    # A resolved query keeps the original spans: the text goes back in for the carets.
     return compile_or_plan(query, max_requests=max_requests, source=source)
 
 
@@ -504,21 +495,25 @@ class Client(_Base):
 
     def resolve(self, query: str | Query) -> str | Query:
         """``query`` with tag, offer and product names replaced by ids (unchanged without names)."""
-        named = _with_names(query)
-        return query if named is None else self._resolve(*named)
+        parsed, source = _parsed(query) or (None, None)
+        if parsed is None or not _named(parsed):
+            return query
+        from kql.names import check_before_lookups
 
-    def _resolve(self, query: Query, source: str | None) -> Query:
-        from kql.names import precheck
-
-        precheck(query, source)  # other mistakes first, before any catalogue is fetched
-        return self.names.resolve(query, source)
+        check_before_lookups(parsed, source)  # other mistakes first, before any catalogue is fetched
+        return self.names.resolve(parsed, source)
 
     def _target(self, query: str | Query | CompiledLike | Plan, max_requests: int | None) -> CompiledLike | Plan:
-        named = _with_names(query)
-        if named is None:
+        parsed = _parsed(query)
+        if parsed is None:
             return prepare(query, max_requests=max_requests)
-        _check_before_lookups(*named, max_requests)
-        return _prepare_resolved(self._resolve(*named), named[1], max_requests)
+        resolved, source = parsed
+        if _named(resolved):
+            from kql.names import check_before_lookups
+
+            check_before_lookups(resolved, source, max_requests)
+            resolved = self.names.resolve(resolved, source)
+        return _compiled_or_planned(resolved, source, max_requests)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -677,14 +672,13 @@ class AsyncClient(_Base):
 
     async def resolve(self, query: str | Query) -> str | Query:
         """``query`` with tag, offer and product names replaced by ids (unchanged without names)."""
-        named = _with_names(query)
-        return query if named is None else await self._resolve(*named)
+        parsed, source = _parsed(query) or (None, None)
+        if parsed is None or not _named(parsed):
+            return query
+        from kql.names import check_before_lookups
 
-    async def _resolve(self, query: Query, source: str | None) -> Query:
-        from kql.names import precheck
-
-        precheck(query, source)  # other mistakes first, before any catalogue is fetched
-        return await self.names.resolve(query, source)
+        check_before_lookups(parsed, source)  # other mistakes first, before any catalogue is fetched
+        return await self.names.resolve(parsed, source)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -702,11 +696,16 @@ class AsyncClient(_Base):
         limit: int | None = None,
         max_requests: int | None = None,
     ) -> AsyncCustomers | _ResolvingCustomers:
-        named = _with_names(query)
-        if named is not None:  # names need the catalogues: resolve on the first read
-            _check_before_lookups(*named, max_requests)  # other mistakes now, as without names
-            return _ResolvingCustomers(self, *named, limit=limit, max_requests=max_requests)
-        target = prepare(query, max_requests=max_requests)
+        parsed = _parsed(query)
+        if parsed is not None and _named(parsed[0]):  # names need the catalogues: resolve on the first read
+            from kql.names import check_before_lookups
+
+            check_before_lookups(*parsed, max_requests)  # other mistakes now, as without names
+            return _ResolvingCustomers(self, *parsed, limit=limit, max_requests=max_requests)
+        if parsed is None:
+            target = prepare(query, max_requests=max_requests)
+        else:
+            target = _compiled_or_planned(*parsed, max_requests)
         if hasattr(target, "branches"):
             from kql.planrun import run_plan_async
 
@@ -716,12 +715,17 @@ class AsyncClient(_Base):
         return AsyncCustomers(pager, self._records(pager, compiled.matches_nothing))
 
     async def count(self, query: str | Query | CompiledLike | Plan, *, max_requests: int | None = None) -> int:
-        named = _with_names(query)
-        if named is None:
+        parsed = _parsed(query)
+        if parsed is None:
             target = prepare(query, max_requests=max_requests)
         else:
-            _check_before_lookups(*named, max_requests)
-            target = _prepare_resolved(await self._resolve(*named), named[1], max_requests)
+            resolved, source = parsed
+            if _named(resolved):
+                from kql.names import check_before_lookups
+
+                check_before_lookups(resolved, source, max_requests)
+                resolved = await self.names.resolve(resolved, source)
+            target = _compiled_or_planned(resolved, source, max_requests)
         if hasattr(target, "branches"):
             from kql.planrun import count_plan_async
 
@@ -833,8 +837,8 @@ class _ResolvingCustomers(AsyncIterator[Record]):
 
     async def __anext__(self) -> Record:
         if self._inner is None:
-            resolved = await self._client._resolve(self._query, self._source)
-            target = _prepare_resolved(resolved, self._source, self._max_requests)
+            resolved = await self._client.names.resolve(self._query, self._source)  # checked already
+            target = _compiled_or_planned(resolved, self._source, self._max_requests)
             self._inner = self._client.customers(target, limit=self._limit)  # type: ignore[assignment]
         assert self._inner is not None
         return await self._inner.__anext__()

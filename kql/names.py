@@ -43,6 +43,7 @@ __all__ = [
     "Resolver",
     "acatalogue",
     "catalogue",
+    "check_before_lookups",
     "find_names",
     "named_filters",
     "precheck",
@@ -195,6 +196,17 @@ def site_of(query: ast.Query, source: str | None = None) -> str | None:
         )
         raise error.with_source(source) if source is not None else error
     return str(next(iter(sites))) if sites else None
+
+
+def check_before_lookups(query: ast.Query, source: str | None = None, max_requests: int | None = None) -> None:
+    """Everything that can refuse a query with names before a catalogue is fetched: its other
+    mistakes (``precheck``), several sites (E211), and a request budget it would exceed."""
+    precheck(query, source)
+    site_of(query, source)
+    if max_requests is not None:
+        from kql.planner import compile_or_plan  # lazily: resolving needs no planner
+
+        compile_or_plan(with_placeholder_ids(query), max_requests=max_requests, source=source)
 
 
 def with_placeholder_ids(query: ast.Query, reg: Registry | None = None) -> ast.Query:

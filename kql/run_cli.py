@@ -216,7 +216,7 @@ def _run(args: argparse.Namespace, secrets: list[str]) -> int:
 
     with connect(args, secrets) as client:
         if target is None:
-            target = _prepare(client._resolve(query, text), text, args.max_requests)
+            target = _prepare(client.names.resolve(query, text), text, args.max_requests)
         for warning in target.warnings:
             print(warning.render(), file=sys.stderr)
         return _stream(client, target, args, fmt)
@@ -310,7 +310,7 @@ def _policy(retries: int) -> Any:
 def _expanded(text: str, segments_path: str | None, max_requests: int | None) -> tuple[Any, bool]:
     """The query with its segments expanded, and whether it names tags, offers or products."""
     from kql.compiler import expand
-    from kql.names import find_names, precheck, site_of, with_placeholder_ids
+    from kql.names import check_before_lookups, find_names
     from kql.parser import parse
     from kql.segments import find, load
 
@@ -318,11 +318,7 @@ def _expanded(text: str, segments_path: str | None, max_requests: int | None) ->
     query = expand(parse(text), load(found) if found is not None else None, text)
     named = bool(find_names(query))
     if named:
-        # Every other mistake, before a sandbox starts or a catalogue is fetched.
-        precheck(query, text)
-        site_of(query, text)
-        if max_requests is not None:
-            _prepare(with_placeholder_ids(query), text, max_requests)
+        check_before_lookups(query, text, max_requests)  # before a sandbox starts or a catalogue is fetched
     return query, named
 
 
@@ -358,7 +354,7 @@ def probe(text: str, args: argparse.Namespace) -> int:
             lookups = 0
             if plan is None:
                 before = client.stats["requests"]
-                plan = _plan_resolved(client._resolve(query, text), text, args.max_requests)
+                plan = _plan_resolved(client.names.resolve(query, text), text, args.max_requests)
                 lookups = client.stats["requests"] - before
             for warning in plan.warnings:
                 print(warning.render(), file=sys.stderr)
