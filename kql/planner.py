@@ -524,16 +524,22 @@ def plan_query(
     max_branches: int = MAX_BRANCHES,
     max_requests: int | None = None,
     now: datetime | None = None,
+    source: str | None = None,
 ) -> Plan:
-    """Plan any KQL query. Raises KQLError for invalid queries and exceeded budgets."""
+    """Plan any KQL query. Raises KQLError for invalid queries and exceeded budgets.
+
+    ``source`` is the text a parsed query came from, for the carets of its errors.
+    """
     reg = reg or registry()
-    source = text_or_query if isinstance(text_or_query, str) else None
-    checked = check(text_or_query, segments, reg)
-    query = checked.query
+    source = text_or_query if isinstance(text_or_query, str) else source
     try:
-        branches = _branches(checked.filter, reg, max_branches, query, now or datetime.now(UTC))
+        checked = check(text_or_query, segments, reg)
+        branches = _branches(checked.filter, reg, max_branches, checked.query, now or datetime.now(UTC))
     except KQLError as error:
-        raise error.with_source(source) if source is not None else error from None
+        if source is None or error.source is not None:
+            raise
+        raise error.with_source(source) from None
+    query = checked.query
     needed = _needed_attributes(branches, checked.sort)
     fetch, strip = _fields(checked.fields, needed)
     result = Plan(

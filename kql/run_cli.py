@@ -344,8 +344,10 @@ def _selected(target: Any) -> Any:
 
 def probe(text: str, args: argparse.Namespace) -> int:
     """``kql explain --analyze``: the plan, then a count probe per listing (errors as kql run's)."""
+    from kql.planner import plan_query
+
     query, named = _expanded(text, args.segments, args.max_requests)
-    plan = None if named else _plan_resolved(query, text, args.max_requests)
+    plan = None if named else plan_query(query, max_requests=args.max_requests, source=text)
     secrets: list[str] = []
     try:
         from kql.analyze import analyze
@@ -354,7 +356,8 @@ def probe(text: str, args: argparse.Namespace) -> int:
             lookups = 0
             if plan is None:
                 before = client.stats["requests"]
-                plan = _plan_resolved(client.names.resolve(query, text), text, args.max_requests)
+                resolved = client.names.resolve(query, text)
+                plan = plan_query(resolved, max_requests=args.max_requests, source=text)
                 lookups = client.stats["requests"] - before
             for warning in plan.warnings:
                 print(warning.render(), file=sys.stderr)
@@ -372,14 +375,3 @@ def probe(text: str, args: argparse.Namespace) -> int:
         print(plan.explain())
         print(analysis.explain())
     return EXIT_OK
-
-
-def _plan_resolved(query: Any, text: str, max_requests: int | None) -> Any:
-    """The plan of an expanded (maybe resolved) query; errors carry the text for their carets."""
-    from kql.errors import KQLError
-    from kql.planner import plan_query
-
-    try:
-        return plan_query(query, max_requests=max_requests)
-    except KQLError as error:
-        raise error.with_source(text) from None
