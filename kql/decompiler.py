@@ -15,7 +15,7 @@ from urllib.parse import unquote_plus
 import attrs
 
 from kql import ast
-from kql.errors import KQLError, Span, did_you_mean, raise_all
+from kql.errors import NOT_UNICODE, KQLError, Span, did_you_mean, raise_all
 from kql.formatter import format_query
 from kql.registry import Filter, Registry, registry
 
@@ -23,7 +23,6 @@ _FILTER = re.compile(r"filter\[(\w+)\](\[\])?\Z")
 # ASCII digits only: "١٠٠" is not what the URL sends to the API as 100.
 _MONEY = re.compile(r"-?[0-9]+(\.[0-9]{1,2})?\Z")
 _DIGITS = re.compile(r"[0-9]+\Z")
-_NOT_TEXT = re.compile("[\ud800-\udfff]")  # bytes that were not UTF-8 (argv, stdin)
 _CUSTOMERS_PATH = re.compile(r"(.*/)?customers/?\Z")
 
 
@@ -42,7 +41,7 @@ class _Param:
 
 def _params(text: str, errors: list[KQLError]) -> list[_Param]:
     """Split a query string, keeping each parameter's place in ``text`` for errors."""
-    bad = _NOT_TEXT.search(text)
+    bad = NOT_UNICODE.search(text)
     if bad is not None:
         where = Span(bad.start(), bad.end())
         errors.append(KQLError("E011", "the input holds bytes that are not UTF-8 text", where, None))

@@ -185,6 +185,10 @@ def _caret_lines(source: str, span: Span) -> list[str]:
 # carriage return move the cursor. Lone surrogates (bytes that were not UTF-8) cannot be printed.
 _UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
+# Lone surrogates: what Python makes of bytes that are not UTF-8 (in argv, or stdin read with
+# surrogateescape). No request can carry them; the parser, the JSON form and decompile refuse them.
+NOT_UNICODE = re.compile("[\ud800-\udfff]")
+
 
 def _visible(match: re.Match[str]) -> str:
     """One column for each unprintable character: a control picture (␛, ␍) or U+FFFD."""

@@ -13,14 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 from kql import ast
-from kql.errors import KQLError
+from kql.errors import NOT_UNICODE, KQLError
 
 VERSION = 1
 
 # ---- to JSON ---------------------------------------------------------------------------
 
 
-_NOT_TEXT = re.compile("[\ud800-\udfff]")
 
 
 def to_json(query: ast.Query) -> dict[str, Any]:
@@ -120,7 +119,7 @@ class _Reader:
 
     def string(self, data: Any, path: str) -> str:
         text = str(self.typed(data, path, str, "a string"))
-        if _NOT_TEXT.search(text):
+        if NOT_UNICODE.search(text):
             raise self.fail(path, "the string holds a lone surrogate: it is not Unicode text")
         return text
 

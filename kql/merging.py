@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from kql.idset import IdSet
-from kql.local import convert
-from kql.planner import DEFAULT_PAGE_SIZE
+from kql.local import convert, matches
+from kql.planner import DEFAULT_PAGE_SIZE, LocalFilter
 from kql.registry import registry
 
 Record = dict[str, Any]
@@ -42,7 +42,8 @@ def order_key(order: str) -> tuple[Callable[[Record], SortKey], bool]:
     fold = attribute in _CASE_INSENSITIVE
 
     def key(record: Record) -> SortKey:
-        value = convert(kind, record.get(attribute)) if record.get(attribute) is not None else None
+        raw = record.get(attribute)
+        value = None if raw is None else convert(kind, raw)
         if fold and isinstance(value, str):
             value = value.translate(_ASCII_LOWER)
         ident = record["id"]
@@ -136,10 +137,8 @@ class Window:
 class Narrowing:
     """A branch's id sets and local filters, applied to each record of its stream."""
 
-    def __init__(self, excluded: Sequence[IdSet], required: Sequence[IdSet], local: Sequence[Any]) -> None:
-        from kql.local import matches
-
-        self._excluded, self._required, self._local, self._matches = excluded, required, local, matches
+    def __init__(self, excluded: Sequence[IdSet], required: Sequence[IdSet], local: Sequence[LocalFilter]) -> None:
+        self._excluded, self._required, self._local = excluded, required, local
 
     def keeps(self, record: Record) -> bool:
         ident = record["id"]
@@ -147,4 +146,4 @@ class Narrowing:
             return False
         if not all(ident in ids for ids in self._required):
             return False
-        return all(self._matches(f, record) for f in self._local)
+        return all(matches(f, record) for f in self._local)

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from kql import ast
-from kql.errors import KQLError, Span
+from kql.errors import NOT_UNICODE, KQLError, Span
 
 MAX_QUERY_LENGTH = 10_000
 MAX_DEPTH = 64
@@ -306,13 +306,8 @@ def parse(text: str) -> ast.Query:
     return query
 
 
-# Lone surrogates: what Python makes of bytes that are not UTF-8 (in argv, or a file read with
-# surrogateescape). No request can carry them, so they are refused where they are typed.
-_NOT_TEXT = re.compile("[\ud800-\udfff]")
-
-
 def _check_text(text: str) -> None:
-    bad = _NOT_TEXT.search(text)
+    bad = NOT_UNICODE.search(text)
     if bad is not None:
         raise KQLError(
             "E001",
