@@ -46,8 +46,8 @@ trace = sys.argv[3] == "trace"
 if trace:
     import tracemalloc
     tracemalloc.start()
-from kql.client import Client
-from kql.render import write
+from kql.execute.client import Client
+from kql.cli.render import write
 started = time.perf_counter()
 with Client(sys.argv[1], token="sandbox", concurrency=8) as client, open(os.devnull, "w") as out:
     n = write(client.customers(f"limit {sys.argv[2]}"), out, "ndjson")
@@ -130,7 +130,7 @@ def replay(pages: dict[str, bytes], latency: float) -> Iterator[str]:
 
 
 def export(runs: int) -> None:
-    from kql.client import Client
+    from kql.execute.client import Client
 
     latency, customers, concurrency = 0.050, 10_000, 8
     pages = customers // 100
@@ -188,7 +188,7 @@ def memory() -> None:
 
 
 def soak() -> None:
-    from kql.client import Client
+    from kql.execute.client import Client
 
     customers = 100_000
     with sandbox(customers=customers, error_rate=0.10, drop_rate=0.01, rate_limit=33, latency_ms=5) as sb, \

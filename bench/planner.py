@@ -113,8 +113,8 @@ def sandbox(**options: Any) -> Iterator[str]:
 
 
 def merging(runs: int, customers: int) -> None:
-    from kql.client import Client
-    from kql.merging import Window, merge
+    from kql.execute.client import Client
+    from kql.execute.merging import Window, merge
 
     with sandbox(customers=customers, seed=1) as base_url, Client(base_url, token="sandbox") as client:
         plan = kql.plan(FOUR_WAY)

@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 import kql
-from kql.completion import complete
+from kql.language.completion import complete
+from kql.planning.segments import from_text
 from kql.registry import registry
-from kql.segments import from_text
 
 
 def forty_clauses() -> str:

@@ -13,10 +13,11 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
-from kql.errors import KQLError, KQLErrors, Span
+from kql.language.errors import KQLError, KQLErrors, Span
 
 if TYPE_CHECKING:
-    from kql.apierror import (
+    from kql.execute.client import AsyncClient, Client
+    from kql.execute.errors import (
         APIError,
         ConfigError,
         ExecutorError,
@@ -24,14 +25,13 @@ if TYPE_CHECKING:
         RedirectRefused,
         TransportError,
     )
-    from kql.ast import Query
-    from kql.client import AsyncClient, Client
-    from kql.compiler import Compiled
-    from kql.completion import Completion
-    from kql.planner import Plan
+    from kql.execute.retry import RetryPolicy
+    from kql.language.ast import Query
+    from kql.language.completion import Completion
+    from kql.planning.compiler import Compiled
+    from kql.planning.planner import Plan
+    from kql.planning.segments import Segments
     from kql.registry import Registry
-    from kql.retry import RetryPolicy
-    from kql.segments import Segments
 
 __all__ = [
     "APIError",
@@ -65,7 +65,7 @@ __version__ = "0.1.0"
 
 def parse(text: str) -> Query:
     """Parse KQL text into its syntax tree (nodes carry source spans)."""
-    from kql.parser import parse as _parse
+    from kql.language.parser import parse as _parse
 
     return _parse(text)
 
@@ -75,7 +75,7 @@ def compile(text_or_query: str | Query, *, segments: Segments | str | os.PathLik
 
     ``segments`` (a Segments, or the path of a segments file) expands ``@name``.
     """
-    from kql.compiler import compile_query
+    from kql.planning.compiler import compile_query
 
     if isinstance(segments, str | os.PathLike):
         segments = load_segments(segments)
@@ -89,7 +89,7 @@ def plan(
     max_requests: int | None = None,
 ) -> Plan:
     """Plan any KQL expression into API requests plus local work (see docs/planner.md)."""
-    from kql.planner import plan_query
+    from kql.planning.planner import plan_query
 
     if isinstance(segments, str | os.PathLike):
         segments = load_segments(segments)
@@ -98,14 +98,14 @@ def plan(
 
 def load_segments(path: str | os.PathLike[str]) -> Segments:
     """The segments of a TOML segments file (see docs/segments.md)."""
-    from kql.segments import load
+    from kql.planning.segments import load
 
     return load(path)
 
 
 def format(query: str | Query) -> str:
     """The canonical text of a query: ``parse(format(q)) == q``."""
-    from kql.formatter import format_query
+    from kql.language.formatter import format_query
 
     return format_query(parse(query) if isinstance(query, str) else query)
 
@@ -119,49 +119,49 @@ def filters() -> Registry:
 
 def complete(text: str, cursor: int | None = None, segments: Segments | None = None) -> list[Completion]:
     """What can be typed at ``cursor`` (default: the end): keywords, filters, fields, values."""
-    from kql.completion import complete as _complete
+    from kql.language.completion import complete as _complete
 
     return _complete(text, cursor, segments)
 
 
 def decompile(url_or_query_string: str) -> str:
     """Canonical KQL for an existing Kajabi customers URL or query string."""
-    from kql.decompiler import decompile as _decompile
+    from kql.language.decompiler import decompile as _decompile
 
     return _decompile(url_or_query_string).text
 
 
 def to_json(query: str | Query) -> dict[str, Any]:
     """The stable, versioned JSON form of a query (``{"kql": 1, …}``)."""
-    from kql.jsonform import to_json as _to_json
+    from kql.language.jsonform import to_json as _to_json
 
     return _to_json(parse(query) if isinstance(query, str) else query)
 
 
 def from_json(data: Any) -> Query:
     """The query a JSON form (a dict or JSON text) describes; raises KQLError (E009)."""
-    from kql.jsonform import from_json as _from_json
+    from kql.language.jsonform import from_json as _from_json
 
     return _from_json(data)
 
 
 # Names served from other modules on first use, so that importing kql stays cheap.
 _LAZY = {
-    "Compiled": "kql.compiler",
-    "Query": "kql.ast",
+    "Compiled": "kql.planning.compiler",
+    "Query": "kql.language.ast",
     "Filter": "kql.registry",
-    "Segments": "kql.segments",
-    "Plan": "kql.planner",
+    "Segments": "kql.planning.segments",
+    "Plan": "kql.planning.planner",
     # The executor (imports httpx): kql.Client(...).customers("any KQL expression").
-    "Client": "kql.client",
-    "AsyncClient": "kql.client",
-    "RetryPolicy": "kql.retry",
-    "ExecutorError": "kql.apierror",
-    "APIError": "kql.apierror",
-    "TransportError": "kql.apierror",
-    "PaginationError": "kql.apierror",
-    "RedirectRefused": "kql.apierror",
-    "ConfigError": "kql.apierror",
+    "Client": "kql.execute.client",
+    "AsyncClient": "kql.execute.client",
+    "RetryPolicy": "kql.execute.retry",
+    "ExecutorError": "kql.execute.errors",
+    "APIError": "kql.execute.errors",
+    "TransportError": "kql.execute.errors",
+    "PaginationError": "kql.execute.errors",
+    "RedirectRefused": "kql.execute.errors",
+    "ConfigError": "kql.execute.errors",
 }
 
 

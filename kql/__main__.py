@@ -1,5 +1,5 @@
 """``python -m kql`` is the ``kql`` command."""
 
-from kql.cli import main
+from kql.cli.app import main
 
 raise SystemExit(main())

@@ -109,7 +109,7 @@ def test_usage_errors_exit_2() -> None:
 @pytest.mark.parametrize("command", ["compile", "check", "fmt"])
 def test_offline_commands_do_not_import_httpx(command: str) -> None:
     code = (
-        "import sys; from kql.cli import main; "
+        "import sys; from kql.cli.app import main; "
         f"rc = main([{command!r}, 'site = 1 and opened(bc_9)']); "
         "assert 'httpx' not in sys.modules, 'httpx was imported'; raise SystemExit(rc)"
     )
@@ -120,7 +120,7 @@ def test_offline_commands_do_not_import_httpx(command: str) -> None:
 def test_delegated_commands_fail_cleanly_when_absent(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from kql import cli
+    from kql.cli import app as cli
 
     monkeypatch.setitem(cli._DELEGATED, "run", "kql.no_such_module:main")
     monkeypatch.setitem(cli._DELEGATED, "sandbox", "kql.no_such_package.cli:main")

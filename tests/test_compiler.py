@@ -120,7 +120,7 @@ def test_compile_accepts_a_parsed_query() -> None:
     "value", ["a&b", "x=y", "#frag", "1+1", "100%", "[0]", "'q'", '"dq"', "line\nbreak", "😀", " lead"]
 )
 def test_special_characters_cannot_add_parameters(value: str) -> None:
-    from kql.formatter import quote
+    from kql.language.formatter import quote
 
     compiled = kql.compile(f"used_coupon({quote(value)})")
     assert parse_qsl(compiled.query_string, keep_blank_values=True) == [("filter[used_coupon_code]", value)]

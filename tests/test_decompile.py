@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kql
-from kql.decompiler import decompile
+from kql.language.decompiler import decompile
 from kql.registry import Filter, load_registry, registry
 from tests.conftest import ROOT
 from tests.test_cli import kql as run_kql
@@ -90,7 +90,7 @@ def test_negations_lists_and_values() -> None:
 
 
 def test_bracket_encoded_lists() -> None:
-    text = (ROOT / "kql" / "registry.toml").read_text(encoding="utf-8")
+    text = (ROOT / "kql" / "registry" / "registry.toml").read_text(encoding="utf-8")
     reg = load_registry(text.replace('arity = "many"\nmulti = "comma"', 'arity = "many"\nmulti = "brackets"', 1))
     decompiled = decompile("filter[has_all_tag_id][]=5&filter[has_all_tag_id][]=6", reg)
     assert decompiled.text == "has_all_tags(tag_5, tag_6)"

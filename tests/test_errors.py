@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import kql
-from kql.errors import CODES
+from kql.language.errors import CODES
 
 # (code, query, the text under the caret, a piece of the hint)
 CASES = [

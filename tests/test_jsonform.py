@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 
 import kql
-from kql import ast
-from kql.formatter import format_query
+from kql.language import ast
+from kql.language.formatter import format_query
 from tests.conftest import ROOT
 from tests.test_properties import queries
 

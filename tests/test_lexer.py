@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kql.formatter import format_query
-from kql.lexer import BAD_CHARACTER
-from kql.parser import _grammar_path, _lark
+from kql.language.formatter import format_query
+from kql.language.lexer import BAD_CHARACTER
+from kql.language.parser import _grammar_path, _lark
 from tests.test_properties import queries
 
 

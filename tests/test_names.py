@@ -8,13 +8,13 @@ from collections.abc import Iterator
 import pytest
 
 import kql
-from kql import ast
-from kql.client import Client
-from kql.compiler import compile_query, expand
-from kql.errors import KQLError
-from kql.names import CATALOGUES, NameRef, Resolver, catalogue, find_names, named_filters, resolve_names
+from kql.execute.client import Client
+from kql.language import ast
+from kql.language.errors import KQLError
+from kql.planning.compiler import compile_query, expand
+from kql.planning.names import CATALOGUES, NameRef, Resolver, catalogue, find_names, named_filters, resolve_names
+from kql.planning.segments import from_text
 from kql.registry import registry
-from kql.segments import from_text
 
 CATALOGUE = {
     "tag": [("5", "VIP"), ("6", "Lead"), ("7", "VIP Customer"), ("8", "Customer"), ("9", "Customer"),
@@ -250,7 +250,7 @@ def sb() -> Iterator[sandbox.Sandbox]:
 
 @pytest.fixture
 def client(sb: sandbox.Sandbox) -> Iterator[Client]:
-    from kql.retry import RetryPolicy
+    from kql.execute.retry import RetryPolicy
 
     fast = RetryPolicy(max_attempts=3, backoff_base=0.01, backoff_cap=0.05, retry_after_cap=2.0, deadline=10.0)
     with Client(sb.base_url, token=sb.token, retry=fast) as c:
@@ -322,8 +322,8 @@ def test_sandbox_site_scoping() -> None:
 def test_async_resolver_against_the_sandbox(sb: sandbox.Sandbox) -> None:
     import asyncio
 
-    from kql.client import AsyncClient
-    from kql.names import AsyncResolver
+    from kql.execute.client import AsyncClient
+    from kql.planning.names import AsyncResolver
 
     async def main() -> tuple[ast.Query, KQLError, int]:
         async with AsyncClient(sb.base_url, token=sb.token) as c:
@@ -339,7 +339,7 @@ def test_async_resolver_against_the_sandbox(sb: sandbox.Sandbox) -> None:
 
 
 def test_precheck_reports_other_problems_without_a_lookup() -> None:
-    from kql.names import precheck
+    from kql.planning.names import precheck
 
     text = 'has_tag("VIP") and opend(bc_1) and not has_offer("x", "y") and has_tag in ("Lead", tag_6)'
     with pytest.raises(KQLError) as caught:

@@ -40,7 +40,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_wheel_ships_the_grammar_and_registry(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "kql/grammar/kql.lark" in names
-    assert "kql/registry.toml" in names
+    assert "kql/registry/registry.toml" in names
 
 
 def test_installed_console_script_works_from_another_directory(wheel: Path, tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_installed_console_script_works_from_another_directory(wheel: Path, tmp_
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "filter[site_id]=123&filter[opened_email_broadcast_id]=9"
     where = subprocess.run(
-        [python, "-c", "import kql.parser as p; print(p._grammar_path())"],
+        [python, "-c", "import kql.language.parser as p; print(p._grammar_path())"],
         cwd=elsewhere,
         capture_output=True,
         text=True,

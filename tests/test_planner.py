@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kql
-from kql.local import matches
-from kql.planner import Plan, plan_query
+from kql.execute.local import matches
+from kql.planning.planner import Plan, plan_query
+from kql.planning.validate import Cond, Local, TAnd, TNot, TOr, Typed, validate
 from kql.registry import Filter, registry
-from kql.validate import Cond, Local, TAnd, TNot, TOr, Typed, validate
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 REG = registry()
@@ -274,7 +274,7 @@ class Model:
         if isinstance(typed, TNot):
             return self.everyone - self.truth(typed.item)
         if isinstance(typed, Local):
-            from kql.planner import LocalFilter
+            from kql.planning.planner import LocalFilter
 
             local = LocalFilter(typed.attribute.name, typed.op, typed.value, False, "")
             return frozenset(c for c in self.everyone if matches(local, self.record(c)))

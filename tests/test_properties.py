@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kql
-from kql import ast
-from kql.formatter import format_query
-from kql.parser import keywords
+from kql.language import ast
+from kql.language.formatter import format_query
+from kql.language.parser import keywords
 
 KEYWORDS = keywords()
 

@@ -7,8 +7,8 @@ import re
 import pytest
 
 import kql
-from kql.docgen import render
 from kql.registry import load_registry, registry
+from kql.registry.docgen import render
 from tests.conftest import OPENAPI, ROOT, require
 
 
@@ -73,12 +73,12 @@ def test_multi_valued_filters_declare_their_encoding() -> None:
 
 
 def test_the_encoding_is_a_registry_setting() -> None:
-    text = (ROOT / "kql" / "registry.toml").read_text(encoding="utf-8")
+    text = (ROOT / "kql" / "registry" / "registry.toml").read_text(encoding="utf-8")
     changed = text.replace('param = "has_all_tag_id"', 'param = "has_all_tag_id"\nmulti_override = 1', 1)
     with pytest.raises(TypeError):
         load_registry(changed)  # unknown keys are refused, not ignored
     repeat = load_registry(text.replace('arity = "many"\nmulti = "comma"', 'arity = "many"\nmulti = "repeat"', 1))
-    from kql.compiler import compile_query
+    from kql.planning.compiler import compile_query
 
     compiled = compile_query("has_all_tags(tag_5, tag_6)", repeat)
     assert compiled.params == [("filter[has_all_tag_id]", "5"), ("filter[has_all_tag_id]", "6")]
@@ -88,13 +88,13 @@ def test_the_encoding_is_a_registry_setting() -> None:
 
 
 def test_bad_registry_values_are_refused() -> None:
-    text = (ROOT / "kql" / "registry.toml").read_text(encoding="utf-8")
+    text = (ROOT / "kql" / "registry" / "registry.toml").read_text(encoding="utf-8")
     with pytest.raises(ValueError, match="form"):
         load_registry(text.replace('form = "flag"', 'form = "flga"', 1))
 
 
 def test_docs_filters_md_is_generated_from_the_registry() -> None:
     committed = (ROOT / "docs" / "filters.md").read_text(encoding="utf-8")
-    assert committed == render(registry()), "docs/filters.md is stale: run 'python -m kql.docgen'"
+    assert committed == render(registry()), "docs/filters.md is stale: run 'python -m kql.registry.docgen'"
     for entry in registry():
         assert f"`{entry.api_name}`" in committed

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import kql
-from kql.segments import find, from_text
+from kql.planning.segments import find, from_text
 
 SEGMENTS = '''\
 # Saved segments

@@ -8,6 +8,7 @@ import re
 import signal
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -110,9 +111,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _stop(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
 
 def _fail(message: object) -> int:
     print("kql sandbox: " + " ".join(str(message).split()), file=sys.stderr)  # one line, whatever the error
@@ -149,16 +147,22 @@ def main(argv: list[str]) -> int:
     except Exception as error:  # a bug: still one readable line, not a traceback
         return _fail(f"internal error ({type(error).__name__}): {error}")
     # Both stop the server; SIGINT explicitly, since a shell's background job starts with it ignored.
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    print(sandbox.base_url, flush=True)
-    print(f"{args.customers} customers, {args.sites} site(s), seed {args.seed}, built in "
-          f"{time.perf_counter() - started:.1f}s; token: {args.token}; client id/secret: sandbox/sandbox; "
-          "Ctrl-C stops", file=sys.stderr, flush=True)
+    # The handler raises nothing: it asks the server to stop (from a thread, as shutdown() waits for
+    # serve_forever), so a signal that lands while the banner is printed or before serving starts
+    # still ends in a clean exit 0, never a KeyboardInterrupt traceback.
+    def stop(signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=sandbox.server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
+        print(sandbox.base_url, flush=True)
+        print(f"{args.customers} customers, {args.sites} site(s), seed {args.seed}, built in "
+              f"{time.perf_counter() - started:.1f}s; token: {args.token}; client id/secret: sandbox/sandbox; "
+              "Ctrl-C stops", file=sys.stderr, flush=True)
         sandbox.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    except BrokenPipeError:
+        pass  # whoever read the banner has gone; stopping is all that is left
     finally:
         sandbox.server.server_close()
         sandbox.store.close()

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kql.retry import RetryPolicy
+from kql.execute.retry import RetryPolicy
 from tests.executor.fakeapi import FakeAPI, serving
 
 # Short waits: the tests exercise the retry paths, not the clock.

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from kql.apierror import APIError, RedirectRefused
-from kql.client import AsyncClient
+from kql.execute.client import AsyncClient
+from kql.execute.errors import APIError, RedirectRefused
 from tests.executor.conftest import FAST
 from tests.executor.fakeapi import TOKEN, FakeAPI, Reply, Seen, serving
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from kql.apierror import APIError, PaginationError, RedirectRefused, TransportError
-from kql.client import Client
+from kql.execute.client import Client
+from kql.execute.errors import APIError, PaginationError, RedirectRefused, TransportError
 from tests.executor.conftest import FAST
 from tests.executor.fakeapi import TOKEN, FakeAPI, Reply, Seen, serving
 
@@ -256,7 +256,7 @@ def test_stop_early_cancels_queued_pages(api: FakeAPI) -> None:
 
 
 def test_an_error_stops_the_other_pages_retrying(api: FakeAPI) -> None:
-    from kql.retry import RetryPolicy
+    from kql.execute.retry import RetryPolicy
 
     def hook(seen: Seen) -> Reply | None:
         if seen.page == 2:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kql.client import AsyncClient, Client
-from kql.errors import KQLError
-from kql.names import catalogue
+from kql.execute.client import AsyncClient, Client
+from kql.language.errors import KQLError
+from kql.planning.names import catalogue
 from kql.sandbox import Sandbox, running
 from tests.executor.conftest import FAST
 

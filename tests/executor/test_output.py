@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kql.output import OutputError, check_output, open_output
+from kql.cli.output import OutputError, check_output, open_output
 from kql.sandbox import Sandbox, running
 
 

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from kql.client import AsyncClient, Client
-from kql.merging import Window, order_key
-from kql.planrun import PlanRun
+from kql.execute.client import AsyncClient, Client
+from kql.execute.merging import Window, order_key
+from kql.execute.planrun import PlanRun
 from kql.sandbox import Sandbox, running
 from tests.executor.conftest import FAST
 

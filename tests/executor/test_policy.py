@@ -8,12 +8,12 @@ import random
 
 import pytest
 
-from kql.apierror import APIError, ConfigError, PaginationError, redact
-from kql.auth import ClientCredentials, StaticToken
-from kql.idset import IdSet
-from kql.origin import check_base_url, same_origin
-from kql.pagination import Page, Pager, parse_page
-from kql.retry import RetryPolicy, parse_retry_after
+from kql.execute.auth import ClientCredentials, StaticToken
+from kql.execute.errors import APIError, ConfigError, PaginationError, redact
+from kql.execute.idset import IdSet
+from kql.execute.origin import check_base_url, same_origin
+from kql.execute.pagination import Page, Pager, parse_page
+from kql.execute.retry import RetryPolicy, parse_retry_after
 
 
 def test_retry_after_seconds_and_http_date() -> None:
@@ -196,7 +196,7 @@ def test_base_url_rules() -> None:
 def test_render_formats() -> None:
     import io
 
-    from kql.render import write
+    from kql.cli.render import write
 
     records = [
         {"id": "1", "name": "Ann\nLee", "email": "a@x.com", "socials": {"twitter": "@a"}, "net_revenue": None},
@@ -222,7 +222,7 @@ def test_render_formats() -> None:
 def test_progress_line() -> None:
     import io
 
-    from kql.progress import ProgressBar
+    from kql.cli.progress import ProgressBar
 
     class Stream:
         total_pages, pages_fetched, yielded = 10, 5, 500

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kql.run_cli import main
+from kql.cli.run import main
 from tests.executor.fakeapi import TOKEN, FakeAPI, Reply, Seen
 
 

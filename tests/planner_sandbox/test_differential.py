@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kql
-from kql.client import Client, prepare
-from kql.retry import RetryPolicy
+from kql.execute.client import Client, prepare
+from kql.execute.retry import RetryPolicy
 from tests.planner_sandbox.groundtruth import (
     And,
     Atom,
@@ -147,7 +147,7 @@ def test_hand_written_examples(world: tuple[Truth, Client, Any]) -> None:
 
 
 def test_async_client_agrees(world: tuple[Truth, Client, Any]) -> None:
-    from kql.client import AsyncClient
+    from kql.execute.client import AsyncClient
 
     truth, _, sb = world
 
@@ -228,7 +228,7 @@ def test_budget_error_before_any_request(world: tuple[Truth, Client, Any]) -> No
 def test_kql_run_max_requests_refuses_before_any_request(
     world: tuple[Truth, Client, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from kql.run_cli import main
+    from kql.cli.run import main
 
     truth, _, sb = world
     argv = [BUDGETED, "--base-url", sb.base_url, "--token", sb.token, "--no-progress", "--format", "ndjson"]

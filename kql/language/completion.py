@@ -15,8 +15,8 @@ from typing import Any
 
 import attrs
 
+from kql.planning.segments import Segments
 from kql.registry import Registry, registry
-from kql.segments import Segments
 
 # The word being typed: a segment reference (`@vi`) or a name (`has_t`).
 _PARTIAL_SEGMENT = re.compile(r"@[A-Za-z0-9_-]*\Z")
@@ -64,8 +64,8 @@ def complete(
     text: str, cursor: int | None = None, segments: Segments | None = None, reg: Registry | None = None
 ) -> list[Completion]:
     """Completions at ``cursor`` (default: the end of ``text``)."""
-    from kql.lexer import BAD_CHARACTER
-    from kql.parser import MAX_QUERY_LENGTH, _lark
+    from kql.language.lexer import BAD_CHARACTER
+    from kql.language.parser import MAX_QUERY_LENGTH, _lark
 
     cursor = len(text) if cursor is None else max(0, min(cursor, len(text)))
     if cursor > MAX_QUERY_LENGTH:
@@ -227,7 +227,7 @@ class _Context:
         return str(pattern.value) if pattern.type == "str" else terminal.lower()
 
     def operators(self, field: str) -> set[str]:
-        from kql.validate import _ATTRIBUTE_OPS, _derivable_ops
+        from kql.planning.validate import _ATTRIBUTE_OPS, _derivable_ops
 
         entries = self.reg.by_name.get(field, ())
         ops = {e.op for e in entries if e.form == "comparison" and e.op}
@@ -299,7 +299,7 @@ class _Context:
 @functools.cache
 def _operator_terminals() -> frozenset[str]:
     """The symbol terminals of the grammar's `op` rule (= != > … ~), whatever Lark named them."""
-    from kql.parser import _lark
+    from kql.language.parser import _lark
 
     names = {symbol.name for rule in _lark().rules if rule.origin.name == "op" for symbol in rule.expansion}
     return frozenset(names - {"ENDS_WITH", "STARTS_WITH"})

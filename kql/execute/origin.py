@@ -10,7 +10,7 @@ import ipaddress
 
 import httpx
 
-from kql.apierror import ConfigError
+from kql.execute.errors import ConfigError
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

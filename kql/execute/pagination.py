@@ -20,8 +20,8 @@ from typing import Any
 
 import attrs
 
-from kql.apierror import PaginationError
-from kql.idset import IdSet
+from kql.execute.errors import PaginationError
+from kql.execute.idset import IdSet
 
 Param = tuple[str, str]
 Record = dict[str, Any]

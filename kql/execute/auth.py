@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from kql.apierror import APIError, ExecutorError
+from kql.execute.errors import APIError, ExecutorError
 
 Grant = Callable[[dict[str, str]], Mapping[str, Any]]
 AsyncGrant = Callable[[dict[str, str]], Awaitable[Mapping[str, Any]]]

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import attrs
 
-from kql import ast
-from kql.errors import KQLError, KQLErrors, Span, did_you_mean
+from kql.language import ast
+from kql.language.errors import KQLError, KQLErrors, Span, did_you_mean
 
 ENV_VAR = "KQL_SEGMENTS"
 DEFAULT_FILE = "kql.toml"
@@ -81,8 +81,8 @@ class Segments:
 
     def check(self) -> list[KQLError]:
         """Every problem of every segment: syntax, registry, unknown references, cycles."""
-        from kql.names import not_about_names
-        from kql.validate import validate
+        from kql.planning.names import not_about_names
+        from kql.planning.validate import validate
 
         problems: list[KQLError] = []
         for segment in self:
@@ -198,7 +198,7 @@ def _query_lines(lines: list[str]) -> dict[str, int]:
 
 
 def _parse(segment: Segment) -> ast.Query:
-    from kql.parser import parse
+    from kql.language.parser import parse
 
     try:
         return parse(segment.query)
@@ -274,7 +274,7 @@ class _Expander:
 
 
 def _check_depth(query: ast.Query, ref: ast.SegmentRef, inside: Segment | None, expander: _Expander) -> None:
-    from kql.parser import MAX_DEPTH
+    from kql.language.parser import MAX_DEPTH
 
     if query.filter is not None and ast.depth(query.filter) > MAX_DEPTH:
         raise expander.error(

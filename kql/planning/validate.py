@@ -13,8 +13,8 @@ from typing import TypeAlias
 
 import attrs
 
-from kql import ast
-from kql.errors import KQLError, did_you_mean, raise_all
+from kql.language import ast
+from kql.language.errors import KQLError, did_you_mean, raise_all
 from kql.registry import Attribute, Filter, Registry, registry
 
 # Operators the planner can derive from the API's own (unions, complements, bounds).
@@ -348,7 +348,7 @@ class _Checker:
                 self.fail("E206", "empty text", value, f"give some text, e.g. {entry.example(self.reg.id_prefixes)}")
             return value.value
         if isinstance(value, ast.Ident | ast.TypedId | ast.Int | ast.Decimal):
-            from kql.formatter import format_value, quote
+            from kql.language.formatter import format_value, quote
 
             self.fail(
                 "E206", f"expected a quoted string, not {_shown(value)}", value, f"write {quote(format_value(value))}"
@@ -388,7 +388,7 @@ class _Checker:
                 return ""
             number = value.number
         else:
-            from kql.names import CATALOGUES  # lazily: error path only
+            from kql.planning.names import CATALOGUES  # lazily: error path only
 
             named = isinstance(value, ast.Str) and kind in CATALOGUES
             hint = f"e.g. {prefix}_5"
@@ -482,7 +482,7 @@ def _derivable_ops(comparisons: tuple[Filter, ...]) -> set[str]:
 
 
 def _shown(value: ast.Value) -> str:
-    from kql.formatter import format_value
+    from kql.language.formatter import format_value
 
     text = format_value(value)
     return repr(text) if len(text) <= 30 else repr(text[:27] + "...")

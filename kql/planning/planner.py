@@ -27,13 +27,13 @@ from typing import Any, TypeAlias
 
 import attrs
 
-from kql import ast
-from kql.compiler import Compiled, Param, Send, check, encode, merge_sends
-from kql.errors import KQLError
-from kql.formatter import format_expr
+from kql.language import ast
+from kql.language.errors import KQLError
+from kql.language.formatter import format_expr
+from kql.planning.compiler import Compiled, Param, Send, check, encode, merge_sends
+from kql.planning.segments import Segments
+from kql.planning.validate import Cond, Local, TAnd, TNot, TOr, Typed
 from kql.registry import Filter, Registry, registry
-from kql.segments import Segments
-from kql.validate import Cond, Local, TAnd, TNot, TOr, Typed
 
 MAX_BRANCHES = 32
 # How far one step of multiplying out may grow before simplification brings it back under the cap.
@@ -128,7 +128,7 @@ class Plan:
         return [*request.params, ("sort", "created_at"), ("fields[customers]", ID_ONLY_FIELD)]
 
     def to_dict(self) -> dict[str, Any]:
-        from kql.jsonform import _value
+        from kql.language.jsonform import _value
 
         return {
             "branches": [
@@ -218,7 +218,7 @@ class Lit:
 
     def text(self, reg: Registry) -> str:
         """This literal in canonical KQL (not the source's spelling: `>=` became `>` or `=`)."""
-        from kql.decompiler import form_of
+        from kql.language.decompiler import form_of
 
         single = len(self.values) == 1
         own = reg.find(self.name, self.form, self.op, self.enum_value, negated=self.negated, single=single)
@@ -294,7 +294,7 @@ def _positive(typed: Typed, reg: Registry) -> _Node:
     if isinstance(typed, TNot):
         return _Not(_positive(typed.item, reg))
     if isinstance(typed, Local):
-        from kql.formatter import format_value
+        from kql.language.formatter import format_value
 
         return LocalLit(typed.attribute.name, typed.op, format_value(typed.value), False, typed)
     return _cond(typed, reg)
@@ -610,7 +610,7 @@ def compile_or_plan(
 
     ``source`` is the text a parsed ``query`` came from, for the carets of its errors.
     """
-    from kql.compiler import compile_query
+    from kql.planning.compiler import compile_query
 
     try:
         try:

@@ -26,17 +26,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
-from kql.apierror import APIError, ConfigError, ExecutorError, PaginationError, RedirectRefused, TransportError
-from kql.auth import AsyncTokenSource, ClientCredentials, Credentials, StaticToken, TokenSource
-from kql.origin import check_base_url, describe_origin, same_origin
-from kql.pagination import DEFAULT_MAX_PAGE_SIZE, Page, Pager, Record, parse_page
-from kql.retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
+from kql.execute.auth import AsyncTokenSource, ClientCredentials, Credentials, StaticToken, TokenSource
+from kql.execute.errors import APIError, ConfigError, ExecutorError, PaginationError, RedirectRefused, TransportError
+from kql.execute.origin import check_base_url, describe_origin, same_origin
+from kql.execute.pagination import DEFAULT_MAX_PAGE_SIZE, Page, Pager, Record, parse_page
+from kql.execute.retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
-    from kql.ast import Query
-    from kql.names import AsyncResolver, Resolver
-    from kql.planner import Plan
-    from kql.segments import Segments
+    from kql.language.ast import Query
+    from kql.planning.names import AsyncResolver, Resolver
+    from kql.planning.planner import Plan
+    from kql.planning.segments import Segments
 
 __all__ = ["AsyncClient", "AsyncCustomers", "Client", "Customers", "RetryPolicy"]
 
@@ -75,34 +75,34 @@ def prepare(
     """
     if not isinstance(query, str) and (hasattr(query, "params") or hasattr(query, "branches")):
         if hasattr(query, "branches"):
-            from kql.planner import check_budget
+            from kql.planning.planner import check_budget
 
             check_budget(query, max_requests)  # type: ignore[arg-type]
         return query  # type: ignore[return-value]
-    from kql.planner import compile_or_plan
+    from kql.planning.planner import compile_or_plan
 
     return compile_or_plan(query, segments, max_requests)
 
 
 def _parsed(query: object) -> tuple[Query, str | None] | None:
     """(the query parsed, its text) for KQL text or a Query; None for a Compiled or a Plan."""
-    from kql.ast import Query
+    from kql.language.ast import Query
 
     if isinstance(query, str):
-        from kql.parser import parse
+        from kql.language.parser import parse
 
         return parse(query), query
     return (query, None) if isinstance(query, Query) else None
 
 
 def _named(query: Query) -> bool:
-    from kql.names import find_names
+    from kql.planning.names import find_names
 
     return bool(find_names(query))
 
 
 def _compiled_or_planned(query: Query, source: str | None, max_requests: int | None) -> CompiledLike | Plan:
-    from kql.planner import compile_or_plan
+    from kql.planning.planner import compile_or_plan
 
     # A resolved query keeps the original spans: the text goes back in for the carets.
     return compile_or_plan(query, max_requests=max_requests, source=source)
@@ -488,7 +488,7 @@ class Client(_Base):
         """Resolves tag, offer and product names (``has_tag("VIP")``); catalogues are cached for the
         client's life — ``client.names.clear()`` to fetch them again."""
         if self._names is None:
-            from kql.names import Resolver
+            from kql.planning.names import Resolver
 
             self._names = Resolver(self)
         return self._names
@@ -498,7 +498,7 @@ class Client(_Base):
         parsed, source = _parsed(query) or (None, None)
         if parsed is None or not _named(parsed):
             return query
-        from kql.names import check_before_lookups
+        from kql.planning.names import check_before_lookups
 
         check_before_lookups(parsed, source)  # other mistakes first, before any catalogue is fetched
         return self.names.resolve(parsed, source)
@@ -509,7 +509,7 @@ class Client(_Base):
             return prepare(query, max_requests=max_requests)
         resolved, source = parsed
         if _named(resolved):
-            from kql.names import check_before_lookups
+            from kql.planning.names import check_before_lookups
 
             check_before_lookups(resolved, source, max_requests)
             resolved = self.names.resolve(resolved, source)
@@ -535,7 +535,7 @@ class Client(_Base):
         """
         target = self._target(query, max_requests)
         if hasattr(target, "branches"):
-            from kql.planrun import run_plan
+            from kql.execute.planrun import run_plan
 
             return run_plan(self, target, limit)  # type: ignore[arg-type]
         compiled: CompiledLike = target
@@ -550,7 +550,7 @@ class Client(_Base):
         """
         target = self._target(query, max_requests)
         if hasattr(target, "branches"):
-            from kql.planrun import count_plan
+            from kql.execute.planrun import count_plan
 
             return count_plan(self, target)  # type: ignore[arg-type]
         compiled: CompiledLike = target
@@ -665,7 +665,7 @@ class AsyncClient(_Base):
     def names(self) -> AsyncResolver:
         """Resolves tag, offer and product names; catalogues cached for the client's life."""
         if self._names is None:
-            from kql.names import AsyncResolver
+            from kql.planning.names import AsyncResolver
 
             self._names = AsyncResolver(self)
         return self._names
@@ -675,7 +675,7 @@ class AsyncClient(_Base):
         parsed, source = _parsed(query) or (None, None)
         if parsed is None or not _named(parsed):
             return query
-        from kql.names import check_before_lookups
+        from kql.planning.names import check_before_lookups
 
         check_before_lookups(parsed, source)  # other mistakes first, before any catalogue is fetched
         return await self.names.resolve(parsed, source)
@@ -698,7 +698,7 @@ class AsyncClient(_Base):
     ) -> AsyncCustomers | _ResolvingCustomers:
         parsed = _parsed(query)
         if parsed is not None and _named(parsed[0]):  # names need the catalogues: resolve on the first read
-            from kql.names import check_before_lookups
+            from kql.planning.names import check_before_lookups
 
             check_before_lookups(*parsed, max_requests)  # other mistakes now, as without names
             return _ResolvingCustomers(self, *parsed, limit=limit, max_requests=max_requests)
@@ -707,7 +707,7 @@ class AsyncClient(_Base):
         else:
             target = _compiled_or_planned(*parsed, max_requests)
         if hasattr(target, "branches"):
-            from kql.planrun import run_plan_async
+            from kql.execute.planrun import run_plan_async
 
             return run_plan_async(self, target, limit)  # type: ignore[arg-type]
         compiled: CompiledLike = target
@@ -721,13 +721,13 @@ class AsyncClient(_Base):
         else:
             resolved, source = parsed
             if _named(resolved):
-                from kql.names import check_before_lookups
+                from kql.planning.names import check_before_lookups
 
                 check_before_lookups(resolved, source, max_requests)
                 resolved = await self.names.resolve(resolved, source)
             target = _compiled_or_planned(resolved, source, max_requests)
         if hasattr(target, "branches"):
-            from kql.planrun import count_plan_async
+            from kql.execute.planrun import count_plan_async
 
             return await count_plan_async(self, target)  # type: ignore[arg-type]
         compiled: CompiledLike = target

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from kql import ast
-from kql.planner import LocalFilter
+from kql.language import ast
+from kql.planning.planner import LocalFilter
 from kql.registry import registry
 
 

@@ -1,4 +1,4 @@
-"""Generate docs/filters.md from the registry: ``python -m kql.docgen [--check]``.
+"""Generate docs/filters.md from the registry: ``python -m kql.registry.docgen [--check]``.
 
 ``--check`` exits 1 when the committed file differs from what the registry
 says, so CI fails on a stale reference.
@@ -39,7 +39,7 @@ def render(reg: Registry) -> str:
     lines = [
         "# Filter reference",
         "",
-        "<!-- Generated from kql/registry.toml by `python -m kql.docgen`. Do not edit by hand. -->",
+        "<!-- Generated from kql/registry/registry.toml by `python -m kql.registry.docgen`. Do not edit by hand. -->",
         "",
         f"kql knows {len(reg)} filters: every `filter[…]` parameter of `GET /v1/customers` in the",
         "reference OpenAPI, plus `is_suppressed` from the first version of the reference.",
@@ -94,7 +94,7 @@ def main(argv: list[str]) -> int:
     if "--check" in argv:
         current = target.read_text(encoding="utf-8") if target.exists() else ""
         if current != text:
-            print(f"{target} is stale: run 'python -m kql.docgen' and commit the result", file=sys.stderr)
+            print(f"{target} is stale: run 'python -m kql.registry.docgen' and commit the result", file=sys.stderr)
             return 1
         print(f"{target} is up to date")
         return 0

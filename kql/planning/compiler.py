@@ -13,12 +13,12 @@ from urllib.parse import quote
 
 import attrs
 
-from kql import ast
-from kql.errors import KQLError, Span, raise_all
-from kql.parser import parse
+from kql.language import ast
+from kql.language.errors import KQLError, Span, raise_all
+from kql.language.parser import parse
+from kql.planning.segments import Segments
+from kql.planning.validate import Cond, Local, TAnd, TNot, TOr, Typed, Validated, validate
 from kql.registry import Filter, Registry, registry
-from kql.segments import Segments
-from kql.validate import Cond, Local, TAnd, TNot, TOr, Typed, Validated, validate
 
 Param = tuple[str, str]
 
@@ -130,7 +130,7 @@ def expand(query: ast.Query, segments: Segments | None, source: str | None) -> a
         if source is not None and error.source is None:
             error.with_source(source)
         raise
-    from kql.parser import MAX_DEPTH
+    from kql.language.parser import MAX_DEPTH
 
     if expanded.filter is not None and ast.depth(expanded.filter) > MAX_DEPTH:
         raise KQLError(
@@ -377,7 +377,7 @@ def _contradicts(sends: list[Send], reg: Registry) -> bool:
 
 
 def _short_node(node: ast.Expr) -> str:
-    from kql.formatter import format_expr
+    from kql.language.formatter import format_expr
 
     text = format_expr(node)
     return text if len(text) <= 60 else text[:57] + "..."

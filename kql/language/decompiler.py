@@ -14,9 +14,9 @@ from urllib.parse import unquote_plus
 
 import attrs
 
-from kql import ast
-from kql.errors import NOT_UNICODE, KQLError, Span, did_you_mean, raise_all
-from kql.formatter import format_query
+from kql.language import ast
+from kql.language.errors import NOT_UNICODE, KQLError, Span, did_you_mean, raise_all
+from kql.language.formatter import format_query
 from kql.registry import Filter, Registry, registry
 
 _FILTER = re.compile(r"filter\[(\w+)\](\[\])?\Z")

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from kql.merging import Window
-from kql.planner import Plan
-from kql.planrun import Listing
+from kql.execute.merging import Window
+from kql.execute.planrun import Listing
+from kql.planning.planner import Plan
 
 if TYPE_CHECKING:
-    from kql.client import Client
+    from kql.execute.client import Client
 
 
 @attrs.frozen(slots=True)
@@ -63,7 +63,7 @@ class Analysis:
 
 
 def analyze(client: Client, plan: Plan, lookups: int = 0) -> Analysis:
-    from kql.compiler import encode
+    from kql.planning.compiler import encode
 
     size = client.max_page_size
     # An un-narrowed stream stops once the merged window is full (see kql/planrun.py).

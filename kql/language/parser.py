@@ -14,8 +14,8 @@ from typing import Any
 
 import attrs
 
-from kql import ast
-from kql.errors import NOT_UNICODE, KQLError, Span
+from kql.language import ast
+from kql.language.errors import NOT_UNICODE, KQLError, Span
 
 MAX_QUERY_LENGTH = 10_000
 MAX_DEPTH = 64
@@ -46,9 +46,9 @@ _TERMINAL_WORDS = {
 
 
 def _grammar_path() -> Path:
-    here = Path(__file__).resolve().parent
-    shipped = here / "grammar" / "kql.lark"  # inside an installed wheel
-    return shipped if shipped.is_file() else here.parent / "grammar" / "kql.lark"
+    package = Path(__file__).resolve().parent.parent
+    shipped = package / "grammar" / "kql.lark"  # inside an installed wheel
+    return shipped if shipped.is_file() else package.parent / "grammar" / "kql.lark"
 
 
 def _span(token: Any) -> Span:
@@ -263,7 +263,7 @@ def _lark() -> Any:
     """The parser, built once per process (and its tables cached on disk by Lark)."""
     from lark import Lark
 
-    from kql.lexer import KQLLexer
+    from kql.language.lexer import KQLLexer
 
     return Lark(
         _grammar_path().read_text(encoding="utf-8"),
@@ -366,7 +366,7 @@ def _unexpected_character(text: str, pos: int, expected: Any) -> KQLError:
 
 
 def _unexpected_token(text: str, exc: Any) -> KQLError:
-    from kql.lexer import BAD_CHARACTER
+    from kql.language.lexer import BAD_CHARACTER
 
     token = exc.token
     if token.type == "$END":

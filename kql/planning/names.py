@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from kql import ast
-from kql.apierror import PaginationError
-from kql.errors import KQLError, Span, raise_all
+from kql.execute.errors import PaginationError
+from kql.language import ast
+from kql.language.errors import KQLError, Span, raise_all
 from kql.registry import Registry, registry
 
 if TYPE_CHECKING:
-    from kql.client import AsyncClient, Client
+    from kql.execute.client import AsyncClient, Client
 
 __all__ = [
     "CATALOGUES",
@@ -204,7 +204,7 @@ def check_before_lookups(query: ast.Query, source: str | None = None, max_reques
     precheck(query, source)
     site_of(query, source)
     if max_requests is not None:
-        from kql.planner import compile_or_plan  # lazily: resolving needs no planner
+        from kql.planning.planner import compile_or_plan  # lazily: resolving needs no planner
 
         compile_or_plan(with_placeholder_ids(query), max_requests=max_requests, source=source)
 
@@ -235,7 +235,7 @@ def precheck(query: ast.Query, source: str | None = None, reg: Registry | None =
     ``kql run`` calls it first, so a typo elsewhere is reported at once, without a
     request, and never next to a misleading "names resolve in kql run" E206.
     """
-    from kql.validate import validate  # lazily: the validator is not needed to resolve
+    from kql.planning.validate import validate  # lazily: the validator is not needed to resolve
 
     reg = reg or registry()
     try:

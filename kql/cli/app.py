@@ -16,14 +16,14 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from kql.errors import KQLError
+from kql.language.errors import KQLError
 
 if TYPE_CHECKING:
-    from kql.segments import Segments
+    from kql.planning.segments import Segments
 
 # Subcommands implemented elsewhere: name -> "module:function(argv) -> int".
 _DELEGATED = {
-    "run": "kql.run_cli:main",
+    "run": "kql.cli.run:main",
     "sandbox": "kql.sandbox.cli:main",
 }
 
@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="show the requests and local work any query needs")
     explain.add_argument("expr", nargs="?", default="-", help=expr_help)
     explain.add_argument("--json", action="store_true", help="the plan as JSON")
-    from kql.run_cli import add_connection_arguments, positive_int
+    from kql.cli.run import add_connection_arguments, positive_int
 
     explain.add_argument(
         "--max-requests", type=positive_int, metavar="N", help="fail when the plan needs more requests"
@@ -110,7 +110,7 @@ def _segments_option(parser: argparse.ArgumentParser, default: object = None) ->
 
 
 def _load_segments(args: argparse.Namespace, required: bool = False) -> Segments | None:
-    from kql.segments import find, load
+    from kql.planning.segments import find, load
 
     path = find(args.segments)
     if path is None:
@@ -194,7 +194,7 @@ def _print_warnings(warnings: Sequence[KQLError]) -> None:
 
 
 def _compile(text: str, args: argparse.Namespace) -> int:
-    from kql.compiler import compile_query
+    from kql.planning.compiler import compile_query
 
     compiled = compile_query(text, segments=_load_segments(args))
     _print_warnings(compiled.warnings)
@@ -217,10 +217,10 @@ def _compile(text: str, args: argparse.Namespace) -> int:
 
 def _explain(text: str, args: argparse.Namespace) -> int:
     if args.analyze:  # needs the API: also resolves tag, offer and product names
-        from kql.run_cli import probe
+        from kql.cli.run import probe
 
         return probe(text, args)
-    from kql.planner import plan_query
+    from kql.planning.planner import plan_query
 
     plan = plan_query(text, segments=_load_segments(args), max_requests=args.max_requests)
     _print_warnings(plan.warnings)
@@ -229,9 +229,9 @@ def _explain(text: str, args: argparse.Namespace) -> int:
 
 
 def _check(text: str, args: argparse.Namespace) -> int:
-    from kql.compiler import expand
-    from kql.parser import parse
-    from kql.validate import validate
+    from kql.language.parser import parse
+    from kql.planning.compiler import expand
+    from kql.planning.validate import validate
 
     as_json = args.json
     try:
@@ -250,8 +250,8 @@ def _check(text: str, args: argparse.Namespace) -> int:
 
 
 def _segments(args: argparse.Namespace) -> int:
-    from kql.compiler import compile_query
-    from kql.formatter import format_query
+    from kql.language.formatter import format_query
+    from kql.planning.compiler import compile_query
 
     segments = _load_segments(args, required=True)
     assert segments is not None
@@ -273,13 +273,13 @@ def _segments(args: argparse.Namespace) -> int:
     shown = segments.get(name)
     if shown is None:
         raise KQLError("E106", f"unknown segment '@{name}'", None, _closest_segment(name, segments))
-    from kql.parser import parse
+    from kql.language.parser import parse
 
     expanded = segments.expand(parse("@" + name))
     print(f"@{shown.name}" + (f" — {shown.description}" if shown.description else ""))
     print(f"  defined:  {shown.query.strip()}  ({shown.where()})")
     print(f"  expanded: {format_query(expanded)}")
-    from kql.names import find_names
+    from kql.planning.names import find_names
 
     names = find_names(expanded)
     if names:
@@ -296,13 +296,13 @@ def _segments(args: argparse.Namespace) -> int:
 
 
 def _closest_segment(name: str, segments: Segments) -> str | None:
-    from kql.errors import did_you_mean
+    from kql.language.errors import did_you_mean
 
     return did_you_mean("@" + name, ["@" + s.name for s in segments])
 
 
 def _complete(args: argparse.Namespace) -> int:
-    from kql.completion import complete
+    from kql.language.completion import complete
 
     completions = complete(args.text, args.cursor, segments=_load_segments(args))
     if args.json:
@@ -367,15 +367,15 @@ def _completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
 
 
 def _decompile(text: str) -> int:
-    from kql.decompiler import decompile
+    from kql.language.decompiler import decompile
 
     print(decompile(text).text)
     return EXIT_OK
 
 
 def _fmt(text: str) -> int:
-    from kql.formatter import format_query
-    from kql.parser import parse
+    from kql.language.formatter import format_query
+    from kql.language.parser import parse
 
     print(format_query(parse(text)))
     return EXIT_OK

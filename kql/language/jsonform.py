@@ -12,8 +12,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from kql import ast
-from kql.errors import NOT_UNICODE, KQLError
+from kql.language import ast
+from kql.language.errors import NOT_UNICODE, KQLError
 
 VERSION = 1
 
@@ -126,7 +126,7 @@ class _Reader:
     def shaped(self, data: Any, path: str, pattern: re.Pattern[str], what: str) -> str:
         """A string that must look like its KQL literal, so the query can be written as text."""
         text = self.string(data, path)
-        from kql.parser import keywords
+        from kql.language.parser import keywords
 
         if not pattern.fullmatch(text) or text.lower() in keywords():
             raise self.fail(path, f"{text!r} is not {what}")
@@ -174,7 +174,7 @@ class _Reader:
         )
 
     def expr(self, data: Any, path: str) -> ast.Expr:
-        from kql.parser import MAX_DEPTH
+        from kql.language.parser import MAX_DEPTH
 
         self.depth += 1
         try:

@@ -11,7 +11,7 @@ from typing import TypeAlias
 
 import attrs
 
-from kql.errors import Span
+from kql.language.errors import Span
 
 
 def _span() -> Span | None:

@@ -21,9 +21,9 @@ import heapq
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from kql.idset import IdSet
-from kql.local import convert, matches
-from kql.planner import DEFAULT_PAGE_SIZE, LocalFilter
+from kql.execute.idset import IdSet
+from kql.execute.local import convert, matches
+from kql.planning.planner import DEFAULT_PAGE_SIZE, LocalFilter
 from kql.registry import registry
 
 Record = dict[str, Any]

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from kql.idset import IdSet
-from kql.merging import Narrowing, OrderCheck, Record, SortKey, Window, merge, order_key
-from kql.pagination import Pager
-from kql.planner import Branch, Plan, Request
+from kql.execute.idset import IdSet
+from kql.execute.merging import Narrowing, OrderCheck, Record, SortKey, Window, merge, order_key
+from kql.execute.pagination import Pager
+from kql.planning.planner import Branch, Plan, Request
 
 if TYPE_CHECKING:
-    from kql.client import AsyncClient, AsyncCustomers, Client, Customers, _Base
+    from kql.execute.client import AsyncClient, AsyncCustomers, Client, Customers, _Base
 
 # Id-set listings fetched at the same time (each also pages concurrently).
 MAX_PARALLEL_ID_SETS = 4
@@ -46,7 +46,7 @@ class Listing:
 
 
 class PlanRun:
-    """What a plan's run has done so far, read as a Pager's tally is (kql.client.Tally)."""
+    """What a plan's run has done so far, read as a Pager's tally is (kql.execute.client.Tally)."""
 
     def __init__(self, client: _Base, plan: Plan, limit: int | None) -> None:
         self.client, self.plan = client, plan
@@ -120,7 +120,7 @@ async def count_plan_async(client: AsyncClient, plan: Plan) -> int:
 
 
 def run_plan(client: Client, plan: Plan, limit: int | None = None) -> Customers:
-    from kql.client import Customers
+    from kql.execute.client import Customers
 
     run = PlanRun(client, plan, limit)
     return Customers(run, _records(client, run))
@@ -168,7 +168,7 @@ def _narrowed(
 
 
 def run_plan_async(client: AsyncClient, plan: Plan, limit: int | None = None) -> AsyncCustomers:
-    from kql.client import AsyncCustomers
+    from kql.execute.client import AsyncCustomers
 
     run = PlanRun(client, plan, limit)
     return AsyncCustomers(run, _arecords(client, run))

@@ -16,11 +16,11 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from kql.errors import KQLError
-from kql.output import OutputError, check_output
+from kql.cli.output import OutputError, check_output
+from kql.language.errors import KQLError
 
 if TYPE_CHECKING:
-    from kql.client import Client
+    from kql.execute.client import Client
 
 EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 4, 130, 143
 _EXTENSIONS = {".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}
@@ -50,7 +50,7 @@ def _site_from_env() -> str | None:
     try:
         return _site_id(value)
     except argparse.ArgumentTypeError as error:
-        from kql.apierror import ConfigError
+        from kql.execute.errors import ConfigError
 
         raise ConfigError(f"KAJABI_SITE_ID: {error}") from None
 
@@ -160,7 +160,7 @@ def main(argv: list[str]) -> int:
         print(f"kql run: {error.strerror or error}{where}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as error:  # an ExecutorError, or a bug: either way one readable line
-        from kql.apierror import ExecutorError, redact
+        from kql.execute.errors import ExecutorError, redact
 
         code = error.exit_code if isinstance(error, ExecutorError) else EXIT_FAILED
         label = "error" if isinstance(error, ExecutorError) else f"internal error ({type(error).__name__})"
@@ -228,7 +228,7 @@ def connect(args: argparse.Namespace, secrets: list[str]) -> Iterator[Client]:
 
     Credentials are added to ``secrets`` so that error messages can be scrubbed of them.
     """
-    from kql.client import Client
+    from kql.execute.client import Client
 
     with contextlib.ExitStack() as stack:
         options: dict[str, Any] = {
@@ -253,9 +253,9 @@ def connect(args: argparse.Namespace, secrets: list[str]) -> Iterator[Client]:
 
 
 def _stream(client: Client, compiled: Any, args: argparse.Namespace, fmt: str) -> int:
-    from kql.output import open_output
-    from kql.progress import ProgressBar
-    from kql.render import write
+    from kql.cli.output import open_output
+    from kql.cli.progress import ProgressBar
+    from kql.cli.render import write
 
     customers = client.customers(compiled, limit=args.limit)
     show_bar = not args.no_progress and sys.stderr.isatty()
@@ -288,7 +288,7 @@ def _credentials(args: argparse.Namespace) -> dict[str, str]:
     client_id, secret = os.environ.get("KAJABI_CLIENT_ID"), os.environ.get("KAJABI_CLIENT_SECRET")
     if client_id and secret:
         return {"client_id": client_id, "client_secret": secret}
-    from kql.apierror import ConfigError
+    from kql.execute.errors import ConfigError
 
     if client_id or secret:
         names = ["KAJABI_CLIENT_ID", "KAJABI_CLIENT_SECRET"]
@@ -302,17 +302,17 @@ def _credentials(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _policy(retries: int) -> Any:
-    from kql.retry import RetryPolicy
+    from kql.execute.retry import RetryPolicy
 
     return RetryPolicy(max_attempts=retries + 1)
 
 
 def _expanded(text: str, segments_path: str | None, max_requests: int | None) -> tuple[Any, bool]:
     """The query with its segments expanded, and whether it names tags, offers or products."""
-    from kql.compiler import expand
-    from kql.names import check_before_lookups, find_names
-    from kql.parser import parse
-    from kql.segments import find, load
+    from kql.language.parser import parse
+    from kql.planning.compiler import expand
+    from kql.planning.names import check_before_lookups, find_names
+    from kql.planning.segments import find, load
 
     found = find(segments_path)
     query = expand(parse(text), load(found) if found is not None else None, text)
@@ -324,7 +324,7 @@ def _expanded(text: str, segments_path: str | None, max_requests: int | None) ->
 
 def _prepare(query: Any, text: str, max_requests: int | None) -> Any:
     """One compiled request, or a plan when the query needs more (both run the same way)."""
-    from kql.planner import compile_or_plan
+    from kql.planning.planner import compile_or_plan
 
     return compile_or_plan(query, max_requests=max_requests, source=text)
 
@@ -344,13 +344,13 @@ def _selected(target: Any) -> Any:
 
 def probe(text: str, args: argparse.Namespace) -> int:
     """``kql explain --analyze``: the plan, then a count probe per listing (errors as kql run's)."""
-    from kql.planner import plan_query
+    from kql.planning.planner import plan_query
 
     query, named = _expanded(text, args.segments, args.max_requests)
     plan = None if named else plan_query(query, max_requests=args.max_requests, source=text)
     secrets: list[str] = []
     try:
-        from kql.analyze import analyze
+        from kql.execute.analyze import analyze
 
         with connect(args, secrets) as client:
             lookups = 0
@@ -363,7 +363,7 @@ def probe(text: str, args: argparse.Namespace) -> int:
                 print(warning.render(), file=sys.stderr)
             analysis = analyze(client, plan, lookups)
     except Exception as error:
-        from kql.apierror import ExecutorError, redact
+        from kql.execute.errors import ExecutorError, redact
 
         if not isinstance(error, ExecutorError):
             raise

@@ -7,7 +7,7 @@ the order sort, select, limit, page.
 
 from __future__ import annotations
 
-from kql import ast
+from kql.language import ast
 
 _OPERATORS = {"is": "is", "is_not": "is not"}
 # Binding strength: a child weaker than its parent needs parentheses.
