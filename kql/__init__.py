@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from kql.language.errors import KQLError, KQLErrors, Span
 
 if TYPE_CHECKING:
-    from kql.execute.client import AsyncClient, Client
+    from kql.execute.async_client import AsyncClient
+    from kql.execute.client import Client
     from kql.execute.errors import (
         APIError,
         ConfigError,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from kql.language.ast import Query
     from kql.language.completion import Completion
     from kql.planning.compiler import Compiled
-    from kql.planning.planner import Plan
+    from kql.planning.plan import Plan
     from kql.planning.segments import Segments
     from kql.registry import Registry
 
@@ -151,10 +152,10 @@ _LAZY = {
     "Query": "kql.language.ast",
     "Filter": "kql.registry",
     "Segments": "kql.planning.segments",
-    "Plan": "kql.planning.planner",
+    "Plan": "kql.planning.plan",
     # The executor (imports httpx): kql.Client(...).customers("any KQL expression").
     "Client": "kql.execute.client",
-    "AsyncClient": "kql.execute.client",
+    "AsyncClient": "kql.execute.async_client",
     "RetryPolicy": "kql.execute.retry",
     "ExecutorError": "kql.execute.errors",
     "APIError": "kql.execute.errors",

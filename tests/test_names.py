@@ -11,8 +11,9 @@ import kql
 from kql.execute.client import Client
 from kql.language import ast
 from kql.language.errors import KQLError
-from kql.planning.compiler import compile_query, expand
-from kql.planning.names import CATALOGUES, NameRef, Resolver, catalogue, find_names, named_filters, resolve_names
+from kql.planning.checked import expand
+from kql.planning.compiler import compile_query
+from kql.planning.names import CATALOGUES, NameRef, Resolver, find_names, named_filters, resolve_names
 from kql.planning.segments import from_text
 from kql.registry import registry
 
@@ -259,11 +260,11 @@ def client(sb: sandbox.Sandbox) -> Iterator[Client]:
 
 def test_catalogue_walks_every_page_of_each_kind(client: Client) -> None:
     client.max_page_size = 7  # 40 tags: 6 pages
-    tags = catalogue(client, "tag")
+    tags = client.catalogue("tag")
     assert [int(i) for i, _ in tags] == list(range(1, 41))
     assert dict(tags)["4"] == "VIP Customer"
     assert client.stats["requests"] == 6
-    assert len(catalogue(client, "offer")) == 12 and len(catalogue(client, "product")) == 8
+    assert len(client.catalogue("offer")) == 12 and len(client.catalogue("product")) == 8
 
 
 def test_sandbox_names_resolve_and_run(client: Client, sb: sandbox.Sandbox) -> None:
@@ -307,7 +308,7 @@ def test_sandbox_lookups_happen_once_per_run(client: Client, sb: sandbox.Sandbox
 def test_sandbox_site_scoping() -> None:
     with sandbox.running(customers=300, seed=4, sites=3) as sb3, Client(sb3.base_url, token=sb3.token,
                                                                            site_id=2) as c:
-        tags = catalogue(c, "tag")
+        tags = c.catalogue("tag")
         assert tags and all(int(i) % 3 == 2 for i, _ in tags)  # items go to sites round-robin
         # Site 2's duplicate pair (tags 35 and 38, "Beta Tester 2") is ambiguous there.
         with pytest.raises(KQLError) as caught:
@@ -322,7 +323,7 @@ def test_sandbox_site_scoping() -> None:
 def test_async_resolver_against_the_sandbox(sb: sandbox.Sandbox) -> None:
     import asyncio
 
-    from kql.execute.client import AsyncClient
+    from kql.execute.async_client import AsyncClient
     from kql.planning.names import AsyncResolver
 
     async def main() -> tuple[ast.Query, KQLError, int]:
@@ -339,7 +340,7 @@ def test_async_resolver_against_the_sandbox(sb: sandbox.Sandbox) -> None:
 
 
 def test_precheck_reports_other_problems_without_a_lookup() -> None:
-    from kql.planning.names import precheck
+    from kql.planning.lookups import precheck
 
     text = 'has_tag("VIP") and opend(bc_1) and not has_offer("x", "y") and has_tag in ("Lead", tag_6)'
     with pytest.raises(KQLError) as caught:

@@ -274,7 +274,7 @@ class Model:
         if isinstance(typed, TNot):
             return self.everyone - self.truth(typed.item)
         if isinstance(typed, Local):
-            from kql.planning.planner import LocalFilter
+            from kql.planning.plan import LocalFilter
 
             local = LocalFilter(typed.attribute.name, typed.op, typed.value, False, "")
             return frozenset(c for c in self.everyone if matches(local, self.record(c)))

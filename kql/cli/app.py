@@ -230,7 +230,7 @@ def _explain(text: str, args: argparse.Namespace) -> int:
 
 def _check(text: str, args: argparse.Namespace) -> int:
     from kql.language.parser import parse
-    from kql.planning.compiler import expand
+    from kql.planning.checked import expand
     from kql.planning.validate import validate
 
     as_json = args.json

@@ -310,8 +310,9 @@ def _policy(retries: int) -> Any:
 def _expanded(text: str, segments_path: str | None, max_requests: int | None) -> tuple[Any, bool]:
     """The query with its segments expanded, and whether it names tags, offers or products."""
     from kql.language.parser import parse
-    from kql.planning.compiler import expand
-    from kql.planning.names import check_before_lookups, find_names
+    from kql.planning.checked import expand
+    from kql.planning.lookups import check_before_lookups
+    from kql.planning.names import find_names
     from kql.planning.segments import find, load
 
     found = find(segments_path)
@@ -323,10 +324,10 @@ def _expanded(text: str, segments_path: str | None, max_requests: int | None) ->
 
 
 def _prepare(query: Any, text: str, max_requests: int | None) -> Any:
-    """One compiled request, or a plan when the query needs more (both run the same way)."""
-    from kql.planning.planner import compile_or_plan
+    """The plan of the query (one request or several: both run the same way)."""
+    from kql.planning.planner import plan_query
 
-    return compile_or_plan(query, max_requests=max_requests, source=text)
+    return plan_query(query, max_requests=max_requests, source=text)
 
 
 def _read_expr(expr: str) -> str | None:
@@ -338,8 +339,8 @@ def _read_expr(expr: str) -> str | None:
 
 
 def _selected(target: Any) -> Any:
-    """The fields the user selected (a compiled request calls them fields, a plan select)."""
-    return target.fields if hasattr(target, "fields") else target.select
+    """The fields the user selected."""
+    return target.select
 
 
 def probe(text: str, args: argparse.Namespace) -> int:

@@ -9,16 +9,21 @@ point is to look before running, not to run.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import attrs
 
 from kql.execute.merging import Window
-from kql.execute.planrun import Listing
-from kql.planning.planner import Plan
+from kql.planning.plan import Plan, encode
 
-if TYPE_CHECKING:
-    from kql.execute.client import Client
+
+class Counter(Protocol):
+    """What analysing needs of a client: the total of one listing (``Client.total``)."""
+
+    max_page_size: int
+
+    def total(self, params: Sequence[tuple[str, str]]) -> int: ...
 
 
 @attrs.frozen(slots=True)
@@ -62,11 +67,9 @@ class Analysis:
         return "\n".join(lines)
 
 
-def analyze(client: Client, plan: Plan, lookups: int = 0) -> Analysis:
-    from kql.planning.compiler import encode
-
+def analyze(client: Counter, plan: Plan, lookups: int = 0) -> Analysis:
     size = client.max_page_size
-    # An un-narrowed stream stops once the merged window is full (see kql/planrun.py).
+    # An un-narrowed stream stops once the merged window is full (see kql.execute.planrun).
     needed = Window(limit=plan.limit, page=plan.page).needed
     probes = []
     for number, branch in enumerate(plan.branches, start=1):
@@ -75,7 +78,7 @@ def analyze(client: Client, plan: Plan, lookups: int = 0) -> Analysis:
         listings += [(f"branch {number} exclude", plan.id_params(r), None) for r in branch.exclude]
         listings += [(f"branch {number} intersect", plan.id_params(r), None) for r in branch.intersect]
         for role, params, cap in listings:
-            count = client.count(Listing(params))
+            count = client.total(params)
             fetched = count if cap is None else min(count, cap)
             probes.append(Probe(role, encode(params), count, max(1, math.ceil(fetched / size))))
     return Analysis(tuple(probes), size, lookups)

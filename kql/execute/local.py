@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kql.language import ast
-from kql.planning.planner import LocalFilter
+from kql.planning.plan import LocalFilter
 from kql.registry import registry
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from kql.execute.idset import IdSet
 from kql.execute.local import convert, matches
-from kql.planning.planner import DEFAULT_PAGE_SIZE, LocalFilter
+from kql.planning.plan import DEFAULT_PAGE_SIZE, LocalFilter
 from kql.registry import registry
 
 Record = dict[str, Any]

@@ -1,4 +1,4 @@
-"""Running a plan that needs more than one request (see kql/planner.py for what a plan is).
+"""Running a plan that needs more than one request (``kql.planning.plan`` says what a plan is).
 
 For each branch: the id sets it excludes or intersects with are fetched first
 (all of them at once, only ids, the largest pages), then its listing is streamed
@@ -9,7 +9,7 @@ merged stream — so ``limit 10`` over a 4-way ``or`` stops after about ten
 customers per branch, not after every page of every branch.
 
 Both clients use this: the synchronous one with threads, the asynchronous one
-with tasks; the pure parts (order, narrowing, window) live in kql/merging.py.
+with tasks; the pure parts (order, narrowing, window) live in ``kql.execute.merging``.
 """
 
 from __future__ import annotations
@@ -18,17 +18,35 @@ import asyncio
 import heapq
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 
+from kql.execute.base import ListingLike
 from kql.execute.idset import IdSet
 from kql.execute.merging import Narrowing, OrderCheck, Record, SortKey, Window, merge, order_key
 from kql.execute.pagination import Pager
-from kql.planning.planner import Branch, Plan, Request
+from kql.execute.streams import AsyncCustomers, Customers
+from kql.planning.plan import Branch, Plan, Request
 
-if TYPE_CHECKING:
-    from kql.execute.client import AsyncClient, AsyncCustomers, Client, Customers, _Base
+
+class Lister(Protocol):
+    """What a plan run needs of a client: a pager for a listing (``ClientBase._pager``)."""
+
+    def _pager(self, compiled: ListingLike, limit: int | None = None) -> Pager: ...
+
+
+class SyncLister(Lister, Protocol):
+    """The synchronous client, as the runner uses it: a listing's records, page by page."""
+
+    def _records(self, pager: Pager) -> Generator[Record, None, None]: ...
+
+
+class AsyncLister(Lister, Protocol):
+    """The asynchronous client, as the runner uses it."""
+
+    def _records(self, pager: Pager, nothing: bool) -> AsyncGenerator[Record, None]: ...
+
 
 # Id-set listings fetched at the same time (each also pages concurrently).
 MAX_PARALLEL_ID_SETS = 4
@@ -48,7 +66,7 @@ class Listing:
 class PlanRun:
     """What a plan's run has done so far, read as a Pager's tally is (kql.execute.client.Tally)."""
 
-    def __init__(self, client: _Base, plan: Plan, limit: int | None) -> None:
+    def __init__(self, client: Lister, plan: Plan, limit: int | None) -> None:
         self.client, self.plan = client, plan
         if limit is not None and plan.limit is not None:
             limit = min(limit, plan.limit)
@@ -109,24 +127,22 @@ def counting(plan: Plan) -> Plan:
     return attrs.evolve(plan, select=None, fetch=tuple(dict.fromkeys(needed)), strip=(), limit=None, page=None)
 
 
-def count_plan(client: Client, plan: Plan) -> int:
+def count_plan(client: SyncLister, plan: Plan) -> int:
     with run_plan(client, counting(plan)) as customers:
         return sum(1 for _ in customers)
 
 
-async def count_plan_async(client: AsyncClient, plan: Plan) -> int:
+async def count_plan_async(client: AsyncLister, plan: Plan) -> int:
     async with run_plan_async(client, counting(plan)) as customers:
         return sum([1 async for _ in customers])
 
 
-def run_plan(client: Client, plan: Plan, limit: int | None = None) -> Customers:
-    from kql.execute.client import Customers
-
+def run_plan(client: SyncLister, plan: Plan, limit: int | None = None) -> Customers:
     run = PlanRun(client, plan, limit)
     return Customers(run, _records(client, run))
 
 
-def _records(client: Client, run: PlanRun) -> Generator[Record, None, None]:
+def _records(client: SyncLister, run: PlanRun) -> Generator[Record, None, None]:
     if run.window.finished:
         return
     requests = run.id_requests()
@@ -146,7 +162,7 @@ def _records(client: Client, run: PlanRun) -> Generator[Record, None, None]:
             stream.close()
 
 
-def _id_set(client: Client, pager: Pager) -> IdSet:
+def _id_set(client: SyncLister, pager: Pager) -> IdSet:
     found = IdSet()
     for record in client._records(pager):
         found.add(record["id"])
@@ -154,7 +170,7 @@ def _id_set(client: Client, pager: Pager) -> IdSet:
 
 
 def _narrowed(
-    client: Client, run: PlanRun, branch: Branch, ids: dict[Request, IdSet]
+    client: SyncLister, run: PlanRun, branch: Branch, ids: dict[Request, IdSet]
 ) -> Generator[Record, None, None]:
     records = client._records(run.stream_pager(branch))
     narrowing = run.narrowing(branch, ids)
@@ -167,14 +183,12 @@ def _narrowed(
 # ---- asynchronous --------------------------------------------------------------------
 
 
-def run_plan_async(client: AsyncClient, plan: Plan, limit: int | None = None) -> AsyncCustomers:
-    from kql.execute.client import AsyncCustomers
-
+def run_plan_async(client: AsyncLister, plan: Plan, limit: int | None = None) -> AsyncCustomers:
     run = PlanRun(client, plan, limit)
     return AsyncCustomers(run, _arecords(client, run))
 
 
-async def _arecords(client: AsyncClient, run: PlanRun) -> AsyncGenerator[Record, None]:
+async def _arecords(client: AsyncLister, run: PlanRun) -> AsyncGenerator[Record, None]:
     if run.window.finished:
         return
     requests = run.id_requests()
@@ -195,7 +209,7 @@ async def _arecords(client: AsyncClient, run: PlanRun) -> AsyncGenerator[Record,
             await stream.aclose()
 
 
-async def _aid_set(client: AsyncClient, pager: Pager) -> IdSet:
+async def _aid_set(client: AsyncLister, pager: Pager) -> IdSet:
     found = IdSet()
     async for record in client._records(pager, False):
         found.add(record["id"])
@@ -203,7 +217,7 @@ async def _aid_set(client: AsyncClient, pager: Pager) -> IdSet:
 
 
 async def _anarrowed(
-    client: AsyncClient, run: PlanRun, branch: Branch, ids: dict[Request, IdSet]
+    client: AsyncLister, run: PlanRun, branch: Branch, ids: dict[Request, IdSet]
 ) -> AsyncGenerator[Record, None]:
     records = client._records(run.stream_pager(branch), False)
     narrowing = run.narrowing(branch, ids)

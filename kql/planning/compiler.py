@@ -1,35 +1,38 @@
-"""Typed query → the parameters of exactly one ``GET /v1/customers`` request.
+"""A query → the parameters of exactly one ``GET /v1/customers`` request.
 
-The compiler never approximates: what one request cannot say exactly (``or``,
+Compiling is planning and requiring a plan of one request (one path from text to
+plan). The compiler never approximates: what one request cannot say exactly (``or``,
 ``not`` without an API complement, ``>=``, the same parameter with values that
 cannot merge, attribute predicates) is a KQLError naming the reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from decimal import Decimal
-from urllib.parse import quote
-
 import attrs
 
 from kql.language import ast
 from kql.language.errors import KQLError, Span, raise_all
-from kql.language.parser import parse
+from kql.language.formatter import format_expr
+from kql.planning.checked import check
+from kql.planning.plan import Param, Plan, encode
+from kql.planning.planner import carets, plan_checked
 from kql.planning.segments import Segments
-from kql.planning.validate import Cond, Local, TAnd, TNot, TOr, Typed, Validated, validate
+from kql.planning.sends import Send, merge_sends
+from kql.planning.validate import Cond, Local, TAnd, TNot, TOr, Typed, Validated
 from kql.registry import Filter, Registry, registry
-
-Param = tuple[str, str]
 
 
 @attrs.frozen(slots=True)
 class Compiled:
-    """One request: its parameters in a stable order, and what the executor needs to know."""
+    """One request: its parameters in a stable order, and what the executor needs to know.
+
+    ``plan`` is the single-request plan it was read from; the executor runs that.
+    """
 
     query: ast.Query
     params: list[Param]
     query_string: str
+    plan: Plan = attrs.field(repr=False)
     warnings: tuple[KQLError, ...] = ()
     # True when the filters contradict each other: no request is needed at all.
     matches_nothing: bool = False
@@ -42,110 +45,61 @@ class Compiled:
         path = base_url.rstrip("/") + "/v1/customers"
         return f"{path}?{self.query_string}" if self.query_string else path
 
-
-def encode(params: Sequence[Param]) -> str:
-    """A query string that ``parse_qsl(…, keep_blank_values=True)`` turns back into ``params``.
-
-    Brackets in names and ``,@:/`` in values stay readable; everything else that
-    could end a value or change a parameter (``& = # + % ;`` and spaces) is escaped.
-    """
-    return "&".join(f"{quote(name, safe='[]')}={quote(value, safe=',@:/')}" for name, value in params)
-
-
-@attrs.frozen(slots=True)
-class Send:
-    """One condition the API can run: a registry parameter with its values."""
-
-    entry: Filter
-    values: tuple[str, ...]
-    node: ast.Expr
-
-
-@attrs.frozen(slots=True)
-class Merged:
-    """Sends combined per parameter: what to send, whether it is a contradiction, and
-    the sends whose values one parameter cannot also hold (same parameter, other value)."""
-
-    params: list[tuple[Filter, tuple[str, ...]]]
-    nothing: bool
-    conflicts: list[Send]
-
-    def encoded(self) -> list[Param]:
-        return [p for entry, values in self.params for p in _encode_values(entry, values)]
+    @classmethod
+    def of(cls, plan: Plan) -> Compiled:
+        """The one request of a single-request plan (or a plan that matches nothing)."""
+        params = plan.params
+        return cls(
+            query=plan.query,
+            params=params,
+            query_string=encode(params),
+            plan=plan,
+            warnings=plan.warnings,
+            matches_nothing=plan.matches_nothing,
+            limit=plan.limit,
+            page=plan.page,
+            sort=plan.sort,
+            fields=plan.select,
+        )
 
 
 def compile_query(
     text_or_query: str | ast.Query, reg: Registry | None = None, segments: Segments | None = None
 ) -> Compiled:
-    """Compile KQL text (or a parsed Query) into one request. Raises KQLError."""
+    """Compile KQL into exactly one request: plan it, and require a plan of one request.
+
+    A query that needs more is refused with the reasons, read off the same validated
+    query the planner had (E301–E306: the ``or``, the ``not`` without a complement…).
+    Raises KQLError.
+    """
     reg = reg or registry()
     source = text_or_query if isinstance(text_or_query, str) else None
-    checked = check(text_or_query, segments, reg)
-    query = checked.query
-    sends, errors = _conjuncts(checked.filter, reg)
-    raise_all(errors, source)
-    merged = merge_sends(sends, reg)
-    nothing = merged.nothing
-    if not nothing:  # a contradiction needs no request, so nothing else can stand in its way
-        raise_all([_conflict_error(c) for c in merged.conflicts], source)
-
-    params: list[Param] = []
-    if not nothing:
-        params.extend(merged.encoded())
-        if checked.sort:
-            params.append(("sort", checked.sort))
-        if checked.fields:
-            params.append(("fields[customers]", ",".join(checked.fields)))
-        if checked.page:
-            params.append(("page[number]", str(checked.page[0])))
-            if checked.page[1] is not None:
-                params.append(("page[size]", str(checked.page[1])))
-    return Compiled(
-        query=query,
-        params=params,
-        query_string=encode(params),
-        warnings=checked.warnings,
-        matches_nothing=nothing,
-        limit=checked.limit,
-        page=checked.page,
-        sort=checked.sort,
-        fields=checked.fields,
-    )
-
-
-def check(text_or_query: str | ast.Query, segments: Segments | None, reg: Registry) -> Validated:
-    """The front half shared by the compiler and the planner: parse, expand segments, validate."""
-    source = text_or_query if isinstance(text_or_query, str) else None
-    query = parse(text_or_query) if isinstance(text_or_query, str) else text_or_query
-    return validate(expand(query, segments, source), source, reg)
-
-
-def expand(query: ast.Query, segments: Segments | None, source: str | None) -> ast.Query:
-    """Replace ``@name`` references by their segments (a no-op without segments)."""
-    if segments is None:
-        return query
+    with carets(source):
+        checked = check(text_or_query, segments, reg)
     try:
-        expanded = segments.expand(query)
+        plan = plan_checked(checked, reg, source=source)
     except KQLError as error:
-        if source is not None and error.source is None:
-            error.with_source(source)
-        raise
-    from kql.language.parser import MAX_DEPTH
-
-    if expanded.filter is not None and ast.depth(expanded.filter) > MAX_DEPTH:
-        raise KQLError(
-            "E007", f"with its segments expanded, the query is nested more than {MAX_DEPTH} levels deep", query.span
-        ).with_source(source or "")
-    return expanded
+        if error.code != "E307":
+            raise
+        plan = None  # too many branches to plan: still, say why it is not one request
+    if plan is not None and (plan.single_request or plan.matches_nothing):
+        return Compiled.of(plan)
+    raise_all(_why_not_one_request(checked, plan, reg), source)
+    raise AssertionError("unreachable: raise_all raises for a non-empty list")
 
 
-def _encode_values(entry: Filter, values: tuple[str, ...]) -> list[Param]:
-    name = entry.api_name
-    if len(values) == 1 or entry.multi == "comma":
-        return [(name, ",".join(values))]
-    if entry.multi == "brackets":
-        return [(f"{name}[]", v) for v in values]
-    return [(name, v) for v in values]
+def _why_not_one_request(checked: Validated, plan: Plan | None, reg: Registry) -> list[KQLError]:
+    """Each part of the query that one request cannot say, as an error with a hint."""
+    sends, errors = _conjuncts(checked.filter, reg)
+    if errors:
+        return errors
+    errors = [_conflict_error(c) for c in merge_sends(sends, reg).conflicts]
+    if errors:
+        return errors
+    # Every conjunct is a parameter and none conflicts, yet the plan has more: say how many.
+    needs = f"{plan.requests} requests" if plan is not None else "several requests"
+    span = checked.query.filter.span if checked.query.filter else None
+    return [KQLError("E301", f"the query needs {needs}, not one", span, PLANNED)]
 
 
 # ---- one conjunction of API conditions ------------------------------------------------
@@ -265,9 +219,6 @@ def _short(item: Typed) -> str:
     return _short_node(item.node)
 
 
-# ---- merging parameters and spotting contradictions -----------------------------------
-
-
 def _conflict_error(send: Send) -> KQLError:
     return KQLError(
         "E304",
@@ -277,107 +228,6 @@ def _conflict_error(send: Send) -> KQLError:
     )
 
 
-def merge_sends(sends: list[Send], reg: Registry) -> Merged:
-    """Combine sends of the same parameter; spot contradictions (match nothing)."""
-    groups: dict[str, list[Send]] = {}
-    for send in sends:
-        groups.setdefault(_group_key(send.entry), []).append(send)
-
-    merged: list[tuple[Filter, tuple[str, ...]]] = []
-    conflicts: list[Send] = []
-    nothing = _contradicts(sends, reg)
-    for members in groups.values():
-        first = members[0].entry
-        rule = first.merge
-        distinct = _distinct([s.values for s in members], money=first.value == "money")
-        if rule == "all":
-            values = tuple(dict.fromkeys(v for vs in distinct for v in vs))
-            # One has_tag(…) stays has_tag_id; several tags, or has_all_tags(…), become the list parameter.
-            single = all(m.entry.merge_into is not None for m in members) and len(values) == 1
-            target = first if single else reg.by_param[first.merge_into or first.param]
-            merged.append((target, values))
-        elif rule in ("min", "max"):
-            pick = min if rule == "min" else max
-            merged.append((first, (pick((vs[0] for vs in distinct), key=Decimal),)))
-        elif rule == "exclusive_group":
-            if len({m.entry.param for m in members}) > 1:
-                nothing = True
-            merged.append((first, members[0].values))
-        elif len(distinct) == 1:
-            merged.append((first, distinct[0]))
-        elif rule == "exclusive":
-            nothing = True
-        else:
-            merged.append((first, members[0].values))
-            kept = {members[0].values}
-            for member in members[1:]:
-                if member.values not in kept:
-                    kept.add(member.values)
-                    conflicts.append(member)
-    return Merged(merged, nothing, conflicts)
-
-
-def _group_key(entry: Filter) -> str:
-    if entry.merge == "exclusive_group":
-        return "group:" + entry.name
-    return entry.merge_into or entry.param
-
-
-def _distinct(value_sets: list[tuple[str, ...]], money: bool) -> list[tuple[str, ...]]:
-    seen: dict[object, tuple[str, ...]] = {}
-    for values in value_sets:
-        key = tuple(Decimal(v) for v in values) if money else values
-        seen.setdefault(key, values)
-    return list(seen.values())
-
-
-def _family(entry: Filter, reg: Registry) -> Filter:
-    """The positive parameter an entry is about (`has_no_tag_id` → `has_tag_id` → `has_all_tag_id`)."""
-    if entry.negated:
-        positive = next(
-            (f for f in reg.by_name[entry.name] if not f.negated and f.form == entry.form and f.arity == "one"),
-            None,
-        )
-        if positive is None:
-            return entry
-        entry = positive
-    return reg.by_param[entry.merge_into] if entry.merge_into else entry
-
-
-def _contradicts(sends: list[Send], reg: Registry) -> bool:
-    """True when no customer can match all sends (e.g. `has_tag(5) and not has_tag(5)`)."""
-    positive: dict[str, set[str]] = {}
-    negative: dict[str, set[str]] = {}
-    days_within: dict[str, int] = {}
-    days_beyond: dict[str, int] = {}
-    money: dict[str, list[Decimal]] = {"=": [], ">": [], "<": []}
-    for send in sends:
-        entry = send.entry
-        family = _family(entry, reg).param
-        if entry.value == "days":
-            days = int(send.values[0])
-            if entry.negated:
-                days_beyond[family] = max(days, days_beyond.get(family, 0))
-            else:
-                days_within[family] = min(days, days_within.get(family, days))
-        elif entry.value == "money" and entry.op:
-            money[entry.op].append(Decimal(send.values[0]))
-        elif entry.value in ("id", "string"):
-            (negative if entry.negated else positive).setdefault(family, set()).update(send.values)
-    if any(positive.get(f, set()) & values for f, values in negative.items()):
-        return True
-    # Active in the last 7 days but inactive for the last 30: impossible.
-    if any(days_within[f] <= beyond for f, beyond in days_beyond.items() if f in days_within):
-        return True
-    low = max(money[">"], default=None)
-    high = min(money["<"], default=None)
-    if low is not None and high is not None and high <= low:
-        return True
-    return any((low is not None and exact <= low) or (high is not None and exact >= high) for exact in money["="])
-
-
 def _short_node(node: ast.Expr) -> str:
-    from kql.language.formatter import format_expr
-
     text = format_expr(node)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -13,8 +13,9 @@ and whichever rule matches must match exactly one item. No match is E108 (with t
 closest names as a hint), several matches are E210 (with every candidate's id).
 
 ``resolve_names`` is pure: it gets the catalogues from a ``lookup(kind)`` callable.
-``catalogue(client, kind)`` is that lookup over HTTP, and ``Resolver`` caches it per
-kind for one run. Resolution works on an expanded query (``@segments`` replaced).
+``Resolver`` caches the lookups of a ``CatalogueSource`` per kind for one run; the
+executor's clients are such sources (``kql.execute.catalogues`` walks the pages).
+Resolution works on an expanded query (``@segments`` replaced).
 Importing this module does not import httpx (``kql compile`` stays offline and fast).
 """
 
@@ -22,31 +23,26 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 import attrs
 
-from kql.execute.errors import PaginationError
 from kql.language import ast
 from kql.language.errors import KQLError, Span, raise_all
 from kql.registry import Registry, registry
 
-if TYPE_CHECKING:
-    from kql.execute.client import AsyncClient, Client
-
 __all__ = [
     "CATALOGUES",
+    "AsyncCatalogueSource",
     "AsyncResolver",
     "Catalogue",
+    "CatalogueSource",
     "Lookup",
     "NameRef",
     "Resolver",
-    "acatalogue",
-    "catalogue",
-    "check_before_lookups",
     "find_names",
     "named_filters",
-    "precheck",
+    "not_about_names",
     "resolve_names",
     "site_of",
     "with_placeholder_ids",
@@ -55,8 +51,6 @@ __all__ = [
 # kind -> [(id, name)], ids as the API writes them ("5").
 Lookup = Callable[[str], list[tuple[str, str]]]
 
-# A runaway server (pages that never end) must not keep a run going forever.
-MAX_CATALOGUE_PAGES = 1000
 # Candidates listed in one hint; the rest are counted.
 _MAX_LISTED = 10
 
@@ -198,17 +192,6 @@ def site_of(query: ast.Query, source: str | None = None) -> str | None:
     return str(next(iter(sites))) if sites else None
 
 
-def check_before_lookups(query: ast.Query, source: str | None = None, max_requests: int | None = None) -> None:
-    """Everything that can refuse a query with names before a catalogue is fetched: its other
-    mistakes (``precheck``), several sites (E211), and a request budget it would exceed."""
-    precheck(query, source)
-    site_of(query, source)
-    if max_requests is not None:
-        from kql.planning.planner import compile_or_plan  # lazily: resolving needs no planner
-
-        compile_or_plan(with_placeholder_ids(query), max_requests=max_requests, source=source)
-
-
 def with_placeholder_ids(query: ast.Query, reg: Registry | None = None) -> ast.Query:
     """``query`` with each distinct name replaced by a distinct made-up id of its kind.
 
@@ -227,21 +210,6 @@ def with_placeholder_ids(query: ast.Query, reg: Registry | None = None) -> ast.Q
 
 def _moved(new: tuple[ast.Scalar, ...], old: tuple[ast.Scalar, ...]) -> bool:
     return any(a is not b for a, b in zip(new, old, strict=True))
-
-
-def precheck(query: ast.Query, source: str | None = None, reg: Registry | None = None) -> None:
-    """Raise the query's validation errors that are not about names, before anything is fetched.
-
-    ``kql run`` calls it first, so a typo elsewhere is reported at once, without a
-    request, and never next to a misleading "names resolve in kql run" E206.
-    """
-    from kql.planning.validate import validate  # lazily: the validator is not needed to resolve
-
-    reg = reg or registry()
-    try:
-        validate(query, source, reg)
-    except KQLError as error:
-        raise_all(not_about_names(error.errors, query, reg), source)
 
 
 def not_about_names(errors: list[KQLError], query: ast.Query, reg: Registry | None = None) -> list[KQLError]:
@@ -378,94 +346,29 @@ def _suggest(name: str, items: list[tuple[str, str]], prefix: str, kind: str, pl
     return "did you mean " + ", ".join(shown(n) for n in names[:-1]) + f" or {shown(names[-1])}?"
 
 
-# ---- fetching catalogues ---------------------------------------------------------------
+class CatalogueSource(Protocol):
+    """Where the items of a kind come from: the executor's clients implement it over HTTP."""
+
+    def catalogue(self, kind: str, site: str | None = None) -> list[tuple[str, str]]:
+        """Every ``(id, name)`` of one kind (``tag``, ``offer``, ``product``) in ``site``."""
+        ...
 
 
-def catalogue(client: Client, kind: str, site: str | None = None) -> list[tuple[str, str]]:
-    """Every ``(id, name)`` of one kind (``tag``, ``offer``, ``product``), walking all pages.
+class AsyncCatalogueSource(Protocol):
+    """``CatalogueSource`` for asynchronous clients."""
 
-    Scoped to ``site`` (else the client's ``site_id``) when there is one, as the API
-    requires on accounts with several sites. Only the name attribute is asked for (``fields[…]``). Errors
-    are the client's own (APIError, TransportError); a malformed page is a PaginationError.
-    """
-    walk = _Walk(client, kind, site)
-    while (params := walk.next_params()) is not None:
-        walk.accept(client._send("GET", walk.url, params=params))
-    return walk.found()
-
-
-async def acatalogue(client: AsyncClient, kind: str, site: str | None = None) -> list[tuple[str, str]]:
-    """``catalogue`` for an ``AsyncClient``."""
-    walk = _Walk(client, kind, site)
-    while (params := walk.next_params()) is not None:
-        walk.accept(await client._send("GET", walk.url, params=params))
-    return walk.found()
-
-
-class _Walk:
-    """The page plan of one catalogue listing (no I/O): which page next, and what came back."""
-
-    def __init__(self, client: Client | AsyncClient, kind: str, site: str | None = None) -> None:
-        self.spec = CATALOGUES[kind]
-        self.url = client._url(self.spec.path)
-        self.size = client.max_page_size
-        self.base: list[tuple[str, str]] = []
-        site = site or client.site_id
-        if site is not None:
-            self.base.append(("filter[site_id]", site))
-        self.base.append((f"fields[{self.spec.type}]", self.spec.attribute))
-        self.number = 0
-        self.done = False
-        self._found: dict[str, str] = {}
-
-    def next_params(self) -> list[tuple[str, str]] | None:
-        if self.done:
-            return None
-        if self.number >= MAX_CATALOGUE_PAGES:
-            raise PaginationError(f"GET {self.spec.path}: more than {MAX_CATALOGUE_PAGES} pages; giving up")
-        self.number += 1
-        return [*self.base, ("page[number]", str(self.number)), ("page[size]", str(self.size))]
-
-    def accept(self, body: Any) -> None:
-        items, total_pages = _catalogue_page(body, self.spec, self.number)
-        for item_id, name in items:
-            self._found.setdefault(item_id, name)
-        more = self.number < total_pages if total_pages is not None else len(items) >= self.size
-        self.done = not items or not more
-
-    def found(self) -> list[tuple[str, str]]:
-        return list(self._found.items())
-
-
-def _catalogue_page(body: Any, spec: Catalogue, number: int) -> tuple[list[tuple[str, str]], int | None]:
-    where = f"GET {spec.path} page {number}"
-    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-        raise PaginationError(f"{where}: the response has no 'data' list")
-    items: list[tuple[str, str]] = []
-    for item in body["data"]:
-        raw = item.get("id") if isinstance(item, dict) else None
-        item_id = str(raw) if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
-        if not item_id.isdigit() or int(item_id) <= 0:
-            raise PaginationError(f"{where}: an item without a positive integer id ({raw!r})")
-        attributes = item.get("attributes")
-        name = attributes.get(spec.attribute) if isinstance(attributes, dict) else None
-        if isinstance(name, str):  # an item without a name cannot be meant by one
-            items.append((item_id, name))
-    meta = body.get("meta")
-    pages = meta.get("total_pages") if isinstance(meta, dict) else None
-    total_pages = pages if isinstance(pages, int) and not isinstance(pages, bool) else None
-    return items, total_pages
+    async def catalogue(self, kind: str, site: str | None = None) -> list[tuple[str, str]]: ...
 
 
 class Resolver:
     """Names to ids for one run: each catalogue is fetched once, when a query first names that kind.
 
-        resolver = Resolver(client)
+        resolver = Resolver(client)   # any CatalogueSource
         query = resolver.resolve(expanded_query, text)
     """
 
-    def __init__(self, client: Client, reg: Registry | None = None) -> None:
-        self.client = client
+    def __init__(self, source: CatalogueSource, reg: Registry | None = None) -> None:
+        self.source = source
         self.reg = reg or registry()
         self._cache: dict[tuple[str | None, str], list[tuple[str, str]]] = {}
         self._lock = threading.Lock()  # one fetch per kind even if runs share the resolver across threads
@@ -473,7 +376,7 @@ class Resolver:
     def lookup(self, kind: str, site: str | None = None) -> list[tuple[str, str]]:
         with self._lock:
             if (site, kind) not in self._cache:
-                self._cache[(site, kind)] = catalogue(self.client, kind, site)
+                self._cache[(site, kind)] = self.source.catalogue(kind, site)
             return self._cache[(site, kind)]
 
     def resolve(self, query: ast.Query, source: str | None = None) -> ast.Query:
@@ -487,10 +390,10 @@ class Resolver:
 
 
 class AsyncResolver:
-    """``Resolver`` for an ``AsyncClient``: ``await AsyncResolver(client).resolve(query, source)``."""
+    """``Resolver`` for an asynchronous source: ``await AsyncResolver(client).resolve(query, source)``."""
 
-    def __init__(self, client: AsyncClient, reg: Registry | None = None) -> None:
-        self.client = client
+    def __init__(self, source: AsyncCatalogueSource, reg: Registry | None = None) -> None:
+        self.source = source
         self.reg = reg or registry()
         self._cache: dict[tuple[str | None, str], list[tuple[str, str]]] = {}
 
@@ -499,7 +402,7 @@ class AsyncResolver:
         site = site_of(query, source)
         for kind in dict.fromkeys(ref.kind for ref in find_names(query, self.reg) if ref.name.strip()):
             if (site, kind) not in self._cache:
-                self._cache[(site, kind)] = await acatalogue(self.client, kind, site)
+                self._cache[(site, kind)] = await self.source.catalogue(kind, site)
         return resolve_names(query, lambda kind: self._cache[(site, kind)], source, self.reg)
 
     def clear(self) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
@@ -30,174 +31,16 @@ import attrs
 from kql.language import ast
 from kql.language.errors import KQLError
 from kql.language.formatter import format_expr
-from kql.planning.compiler import Compiled, Param, Send, check, encode, merge_sends
+from kql.planning.checked import check
+from kql.planning.plan import Branch, LocalFilter, Plan, Request
 from kql.planning.segments import Segments
-from kql.planning.validate import Cond, Local, TAnd, TNot, TOr, Typed
+from kql.planning.sends import Send, merge_sends
+from kql.planning.validate import Cond, Local, TAnd, TNot, TOr, Typed, Validated
 from kql.registry import Filter, Registry, registry
 
 MAX_BRANCHES = 32
 # How far one step of multiplying out may grow before simplification brings it back under the cap.
 RAW_FACTOR = 8
-# The smallest attribute, for listings whose records are only counted or matched by id.
-ID_ONLY_FIELD = "sign_in_count"
-# `page N` of a merged or filtered stream without `size`: the API's default page size.
-DEFAULT_PAGE_SIZE = 25
-
-# ---- the plan ---------------------------------------------------------------------------
-
-
-@attrs.frozen(slots=True)
-class Request:
-    """One filtered listing of customers (all of its pages)."""
-
-    params: tuple[Param, ...]
-
-    @property
-    def query_string(self) -> str:
-        return encode(self.params)
-
-
-@attrs.frozen(slots=True)
-class LocalFilter:
-    """A comparison evaluated on each returned customer."""
-
-    attribute: str
-    op: str
-    value: ast.Value
-    negated: bool
-    text: str
-
-
-@attrs.frozen(slots=True)
-class Branch:
-    """One conjunction: a streamed request, narrowed by id sets and local filters."""
-
-    request: Request
-    exclude: tuple[Request, ...] = ()  # ids matching any of these are left out
-    intersect: tuple[Request, ...] = ()  # ids must match every one of these
-    local: tuple[LocalFilter, ...] = ()
-    text: str = ""  # the branch as KQL, for explain
-
-    @property
-    def requests(self) -> int:
-        return 1 + len(self.exclude) + len(self.intersect)
-
-
-@attrs.frozen(slots=True)
-class Plan:
-    query: ast.Query
-    branches: tuple[Branch, ...]
-    sort: str | None
-    select: tuple[str, ...] | None
-    # Attributes fetched for local filters or the merge but not asked for: dropped from output.
-    fetch: tuple[str, ...] | None
-    strip: tuple[str, ...]
-    limit: int | None
-    page: tuple[int, int | None] | None
-    warnings: tuple[KQLError, ...] = ()
-
-    @property
-    def matches_nothing(self) -> bool:
-        return not self.branches
-
-    @property
-    def requests(self) -> int:
-        """Listings to fetch (each at least one request; more when results span pages)."""
-        return sum(b.requests for b in self.branches)
-
-    @property
-    def single_request(self) -> bool:
-        return len(self.branches) == 1 and self.branches[0].requests == 1 and not self.branches[0].local
-
-    @property
-    def merge_order(self) -> str:
-        return self.sort or "created_at"
-
-    def stream_params(self, branch: Branch) -> list[Param]:
-        """The parameters of a branch's streamed listing: its filters, the merge order, the fields."""
-        # Without a sort the executor pages by ascending created_at, which new customers cannot disturb.
-        params = [*branch.request.params, ("sort", self.merge_order)]
-        if self.fetch:
-            params.append(("fields[customers]", ",".join(self.fetch)))
-        return params
-
-    @staticmethod
-    def id_params(request: Request) -> list[Param]:
-        """The parameters of an id-set listing (exclude, intersect): only the ids matter."""
-        # A sparse fieldset names at least one attribute; the id always comes back.
-        return [*request.params, ("sort", "created_at"), ("fields[customers]", ID_ONLY_FIELD)]
-
-    def to_dict(self) -> dict[str, Any]:
-        from kql.language.jsonform import _value
-
-        return {
-            "branches": [
-                {
-                    "kql": b.text,
-                    "request": encode(self.stream_params(b)),
-                    "exclude": [encode(self.id_params(r)) for r in b.exclude],
-                    "intersect": [encode(self.id_params(r)) for r in b.intersect],
-                    "local": [
-                        {"attribute": f.attribute, "op": f.op, "value": _value(f.value), "negated": f.negated}
-                        for f in b.local
-                    ],
-                }
-                for b in self.branches
-            ],
-            "merge": {"order": self.merge_order, "tie_break": "id", "dedupe": "id"},
-            "sort": self.sort,
-            "select": list(self.select) if self.select else None,
-            "fetch": list(self.fetch) if self.fetch else None,
-            "strip": list(self.strip),
-            "limit": self.limit,
-            "page": list(self.page) if self.page else None,
-            "requests": self.requests,
-            "matches_nothing": self.matches_nothing,
-        }
-
-    def explain(self) -> str:
-        return "\n".join(_explain(self))
-
-    def __str__(self) -> str:
-        return self.explain()
-
-
-def _explain(plan: Plan) -> Iterator[str]:
-    if plan.matches_nothing:
-        yield "matches nothing: the conditions contradict each other; no request is needed"
-        return
-    count = len(plan.branches)
-    yield (
-        f"{plan.requests} listing(s) in {count} branch(es)"
-        + (f", merged by {plan.merge_order} (ties by id), duplicates removed by id" if count > 1 else "")
-    )
-    for number, branch in enumerate(plan.branches, start=1):
-        yield f"branch {number}: {branch.text or '(all customers)'}"
-        yield f"  request:   {_listing(plan.stream_params(branch))}"
-        for request in branch.exclude:
-            yield f"  exclude:   ids of {_listing(plan.id_params(request))}"
-        for request in branch.intersect:
-            yield f"  intersect: ids of {_listing(plan.id_params(request))}"
-        for local in branch.local:
-            yield f"  local:     {local.text}  (checked on each returned customer)"
-    if plan.strip:
-        yield f"fetched for local work, not shown: {', '.join(plan.strip)}"
-    if plan.limit is not None:
-        yield f"limit {plan.limit}" + (" after merging" if count > 1 else "")
-    if plan.page is not None:
-        number, size = plan.page
-        if plan.single_request:
-            yield f"page {number}" + (f" size {size}" if size else "")
-        else:
-            # The page is cut from the merged, filtered stream, so it needs a size of its own.
-            shown = f"size {size}" if size else f"size {DEFAULT_PAGE_SIZE} (the API's default)"
-            yield f"page {number} {shown} of the " + ("merged stream" if count > 1 else "filtered stream")
-
-
-def _listing(params: list[Param]) -> str:
-    return f"GET /v1/customers?{encode(params)}"
-
-
 # ---- normal form ------------------------------------------------------------------------
 
 
@@ -391,6 +234,12 @@ def _cap(size: int, limit: int, cap: int, query: ast.Query, *, multiplied: bool)
 
 def _simplify(conjunctions: list[list[Literal]]) -> list[list[Literal]]:
     """Drop contradictions, duplicates and absorbed branches; join `c∧x ∨ c∧¬x` into `c`."""
+    # First appearance, in the order the normal form lists them (the query's order), for
+    # literals without a position to tell them apart (a query built from its JSON form).
+    rank: dict[Literal, int] = {}
+    for conj in conjunctions:
+        for lit in conj:
+            rank.setdefault(lit, len(rank))
     sets: list[frozenset[Literal]] = []
     for conj in conjunctions:
         unique = frozenset(conj)
@@ -415,7 +264,7 @@ def _simplify(conjunctions: list[list[Literal]]) -> list[list[Literal]]:
             if changed:
                 break
     # Literals in the order they are written in the query.
-    return [sorted(s, key=lambda lit: (lit.position, repr(lit))) for s in sets]
+    return [sorted(s, key=lambda lit: (lit.position, rank[lit])) for s in sets]
 
 
 # ---- branches ---------------------------------------------------------------------------
@@ -532,18 +381,26 @@ def plan_query(
     """
     reg = reg or registry()
     source = text_or_query if isinstance(text_or_query, str) else source
-    try:
+    with carets(source):
         checked = check(text_or_query, segments, reg)
+    return plan_checked(checked, reg, max_branches, max_requests, now, source)
+
+
+def plan_checked(
+    checked: Validated,
+    reg: Registry,
+    max_branches: int = MAX_BRANCHES,
+    max_requests: int | None = None,
+    now: datetime | None = None,
+    source: str | None = None,
+) -> Plan:
+    """The plan of a query already parsed, expanded and validated (``kql.planning.checked.check``)."""
+    with carets(source):
         branches = _branches(checked.filter, reg, max_branches, checked.query, now or datetime.now(UTC))
-    except KQLError as error:
-        if source is None or error.source is not None:
-            raise
-        raise error.with_source(source) from None
-    query = checked.query
     needed = _needed_attributes(branches, checked.sort)
     fetch, strip = _fields(checked.fields, needed)
     result = Plan(
-        query=query,
+        query=checked.query,
         branches=tuple(branches),
         sort=checked.sort,
         select=checked.fields,
@@ -555,6 +412,17 @@ def plan_query(
     )
     check_budget(result, max_requests, source)
     return result
+
+
+@contextmanager
+def carets(source: str | None) -> Iterator[None]:
+    """Errors raised inside carry ``source`` (the query text), so they render with carets."""
+    try:
+        yield
+    except KQLError as error:
+        if source is None or error.source is not None:
+            raise
+        raise error.with_source(source) from None
 
 
 def check_budget(plan: Plan, max_requests: int | None, source: str | None = None) -> None:
@@ -594,32 +462,3 @@ def _fields(select: Sequence[str] | None, needed: list[str]) -> tuple[tuple[str,
         return None, ()  # every attribute comes back anyway
     extra = tuple(a for a in needed if a not in select)
     return tuple(select) + extra, extra
-
-
-# Errors that mean "valid, but more than one request": the planner takes those queries.
-NEEDS_PLANNER = frozenset({"E301", "E302", "E303", "E304", "E305", "E306"})
-
-
-def compile_or_plan(
-    query: str | ast.Query,
-    segments: Segments | None = None,
-    max_requests: int | None = None,
-    source: str | None = None,
-) -> Compiled | Plan:
-    """One compiled request when the API can answer the query in one, else its plan.
-
-    ``source`` is the text a parsed ``query`` came from, for the carets of its errors.
-    """
-    from kql.planning.compiler import compile_query
-
-    try:
-        try:
-            return compile_query(query, segments=segments)
-        except KQLError as error:
-            if not all(e.code in NEEDS_PLANNER for e in error.errors):
-                raise
-        return plan_query(query, segments=segments, max_requests=max_requests)
-    except KQLError as error:
-        if source is not None and error.source is None:
-            raise error.with_source(source) from None
-        raise

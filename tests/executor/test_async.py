@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kql.execute.client import AsyncClient
+from kql.execute.async_client import AsyncClient
 from kql.execute.errors import APIError, RedirectRefused
 from tests.executor.conftest import FAST
 from tests.executor.fakeapi import TOKEN, FakeAPI, Reply, Seen, serving

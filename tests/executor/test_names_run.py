@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kql.execute.client import AsyncClient, Client
+from kql.execute.async_client import AsyncClient
+from kql.execute.client import Client
 from kql.language.errors import KQLError
-from kql.planning.names import catalogue
 from kql.sandbox import Sandbox, running
 from tests.executor.conftest import FAST
 
@@ -100,7 +100,7 @@ def test_names_are_looked_up_in_the_site_the_query_is_about() -> None:
         running(customers=300, seed=5, sites=2) as two,
         Client(two.base_url, token=two.token, retry=FAST, site_id=1) as client,
     ):
-        ident, name = catalogue(client, "tag", "2")[0]  # a tag of site 2, while the client says site 1
+        ident, name = client.catalogue("tag", "2")[0]  # a tag of site 2, while the client says site 1
         by_name = [r["id"] for r in client.customers(f'has_tag("{name}") and site = 2')]
         assert by_name == [r["id"] for r in client.customers(f"has_tag(tag_{ident}) and site = 2")]
         with pytest.raises(KQLError) as caught:

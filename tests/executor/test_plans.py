@@ -15,7 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from kql.execute.client import AsyncClient, Client
+from kql.execute.async_client import AsyncClient
+from kql.execute.client import Client
 from kql.execute.merging import Window, order_key
 from kql.execute.planrun import PlanRun
 from kql.sandbox import Sandbox, running

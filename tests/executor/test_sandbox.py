@@ -69,7 +69,7 @@ def test_sandbox_faults_every_customer_exactly_once() -> None:
 def test_async_client_against_the_sandbox() -> None:
     import asyncio
 
-    from kql.execute.client import AsyncClient
+    from kql.execute.async_client import AsyncClient
 
     async def main(base_url: str) -> tuple[list[str], int]:
         async with AsyncClient(base_url, token="sandbox", retry=FAST) as c:

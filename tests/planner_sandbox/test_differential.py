@@ -147,7 +147,7 @@ def test_hand_written_examples(world: tuple[Truth, Client, Any]) -> None:
 
 
 def test_async_client_agrees(world: tuple[Truth, Client, Any]) -> None:
-    from kql.execute.client import AsyncClient
+    from kql.execute.async_client import AsyncClient
 
     truth, _, sb = world
 

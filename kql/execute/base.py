@@ -1,0 +1,319 @@
+"""What both clients share: configuration, request building, and what each answer means.
+
+``ClientBase`` holds the settings (origin, credentials, concurrency, retries) and turns
+responses into bodies or failures; ``_Exchange`` follows one request across its attempts
+(redirects, one re-authorization, retries) without doing I/O, so the synchronous and the
+asynchronous client send it the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import httpx
+
+from kql.execute.auth import AsyncTokenSource, ClientCredentials, Credentials, StaticToken, TokenSource
+from kql.execute.catalogues import CatalogueWalk
+from kql.execute.errors import APIError, ConfigError, ExecutorError, PaginationError, RedirectRefused, TransportError
+from kql.execute.origin import check_base_url, describe_origin, same_origin
+from kql.execute.pagination import DEFAULT_MAX_PAGE_SIZE, Pager, parse_page
+from kql.execute.retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
+
+DEFAULT_BASE_URL = "https://api.kajabi.com"
+CUSTOMERS_PATH = "/v1/customers"
+TOKEN_PATH = "/v1/oauth/token"
+MAX_REDIRECTS = 5
+LOOKAHEAD_PER_WORKER = 4
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class ListingLike(Protocol):
+    """One listing as the pager reads it: a single-request ``Plan``, or a plan runner's ``Listing``."""
+
+    @property
+    def params(self) -> list[tuple[str, str]]: ...
+    @property
+    def limit(self) -> int | None: ...
+    @property
+    def page(self) -> tuple[int, int | None] | None: ...
+    @property
+    def sort(self) -> str | None: ...
+
+
+def _retryable(exc: httpx.TransportError) -> bool:
+    # Timeouts, refused/reset connections, and a peer closing mid-response. Not: bad
+    # URLs, unsupported protocols, proxies misconfigured locally, local protocol misuse.
+    return isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    kind = {
+        httpx.ConnectTimeout: "connection timed out",
+        httpx.ReadTimeout: "read timed out",
+        httpx.WriteTimeout: "write timed out",
+        httpx.PoolTimeout: "no free connection in time",
+        httpx.ConnectError: "could not connect",
+        httpx.RemoteProtocolError: "the connection was dropped or the response was malformed",
+        httpx.ReadError: "the connection failed while reading",
+    }.get(type(exc), type(exc).__name__)
+    detail = str(exc).strip()
+    return f"{kind} ({detail})" if detail and len(detail) < 200 else kind
+
+
+def _fault_name(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "connect"
+    return "dropped"
+
+
+class _Stopped(ExecutorError):
+    """The stream this request belonged to has ended; nobody will read the page."""
+
+
+class ClientBase:
+    """Configuration, request building and response handling shared by both clients."""
+
+    _tokens: TokenSource | AsyncTokenSource
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        token: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        site_id: str | int | None = None,
+        timeout: float = 30.0,
+        concurrency: int = 8,
+        retry: RetryPolicy | None = None,
+        max_page_size: int = DEFAULT_MAX_PAGE_SIZE,
+        insecure: bool = False,
+        lookahead: int | None = None,
+    ) -> None:
+        self.base_url = check_base_url(base_url, insecure=insecure)
+        if token is not None and (client_id or client_secret):
+            raise ConfigError("give either a token or a client id and secret, not both")
+        self._credentials: Credentials
+        if token is not None:
+            try:
+                self._credentials = StaticToken(token)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        elif client_id or client_secret:
+            if not (client_id and client_secret):
+                raise ConfigError("OAuth needs both a client id and a client secret")
+            self._credentials = ClientCredentials(client_id, client_secret)
+        else:
+            raise ConfigError("no credentials: give a token, or a client id and client secret")
+        if concurrency < 1:
+            raise ConfigError("concurrency must be at least 1")
+        if max_page_size < 1:
+            raise ConfigError("max_page_size must be at least 1")
+        if timeout <= 0:
+            raise ConfigError("timeout must be positive")
+        self.site_id = None if site_id is None else str(site_id)
+        self.timeout = timeout
+        self.concurrency = concurrency
+        # Pages requested ahead of the reader. Wider than `concurrency`, so one page stuck in a
+        # Retry-After wait does not idle the others; bounded, so memory does not grow with the result.
+        self.lookahead = max(lookahead or LOOKAHEAD_PER_WORKER * concurrency, concurrency)
+        self.retry = retry or RetryPolicy()
+        self.max_page_size = max_page_size
+        # Counters for progress, tests and benchmarks: requests, retries, faults by kind, token grants.
+        self.stats: Counter[str] = Counter()
+        self._stats_lock = threading.Lock()
+        self._open()
+
+    def _open(self) -> None:
+        """Create the httpx client and token source (each subclass its own kind)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={str(self.base_url)!r}, auth={self._credentials!r}, "
+            f"site_id={self.site_id!r}, concurrency={self.concurrency})"
+        )
+
+    def _count(self, name: str) -> None:
+        with self._stats_lock:
+            self.stats[name] += 1
+
+    def _secrets(self) -> tuple[str, ...]:
+        return self._credentials.secrets()
+
+    def _url(self, path: str) -> httpx.URL:
+        return self.base_url.copy_with(path=self.base_url.path.rstrip("/") + path)
+
+    def _pager(self, compiled: ListingLike, limit: int | None = None) -> Pager:
+        if limit is not None:
+            limit = limit if compiled.limit is None else min(limit, compiled.limit)
+        else:
+            limit = compiled.limit
+        return Pager(
+            compiled.params,
+            limit=limit,
+            page=compiled.page,
+            sort=compiled.sort,
+            site_id=self.site_id,
+            max_page_size=self.max_page_size,
+        )
+
+    def _httpx_options(self) -> dict[str, Any]:
+        from kql import __version__
+
+        return {
+            "timeout": httpx.Timeout(self.timeout),
+            "follow_redirects": False,  # redirects are checked by hand: the token stays on our origin
+            "headers": {"User-Agent": f"kql/{__version__}", "Accept": "application/vnd.api+json, application/json"},
+            "limits": httpx.Limits(
+                max_connections=self.concurrency + 2, max_keepalive_connections=self.concurrency + 2
+            ),
+            # Proxies from the environment only for https, where they see a CONNECT tunnel and never
+            # the token; a plain-http origin (the sandbox, --insecure) is always reached directly.
+            "trust_env": self.base_url.scheme == "https",
+        }
+
+    def _redirect(self, response: httpx.Response, method: str, redirects: int) -> httpx.URL:
+        """Where a same-origin GET redirect leads; RedirectRefused for anything else."""
+        location = response.headers.get("location", "")
+        target = response.request.url.join(location)
+        if not same_origin(target, self.base_url):
+            raise RedirectRefused(
+                f"the server redirected to another origin ({describe_origin(target)}); "
+                f"kql sends the token only to {describe_origin(self.base_url)}, so it did not follow"
+            )
+        if method != "GET":
+            raise RedirectRefused(f"the server redirected a {method} request ({response.status_code}); not following")
+        if redirects >= MAX_REDIRECTS:
+            raise RedirectRefused(f"more than {MAX_REDIRECTS} redirects")
+        return target
+
+    def _error(self, response: httpx.Response, attempts: int) -> APIError:
+        return APIError.from_response(
+            response.status_code,
+            response.reason_phrase,
+            response.headers.get("content-type", ""),
+            response.content,
+            url=str(response.request.url.copy_with(query=None)),
+            secrets=self._secrets(),
+            attempts=attempts,
+        )
+
+    def _give_up(self, failure: ExecutorError | str, attempts: int, what: str) -> ExecutorError:
+        if isinstance(failure, ExecutorError):
+            return failure
+        suffix = f" after {attempts} attempts" if attempts > 1 else ""
+        return TransportError(f"{what}: {failure}{suffix}", attempts=attempts)
+
+    def _decide(self, response: httpx.Response, attempts: int) -> tuple[Any, ExecutorError | str | None, float | None]:
+        """(decoded body, None, None) on success, or (None, failure, retry-after) for a retryable failure.
+
+        Raises at once for responses that must not be retried.
+        """
+        status = response.status_code
+        if 200 <= status < 300:
+            try:
+                return response.json(), None, None
+            except ValueError:
+                self._count("fault:bad-body")
+                return None, "the response body was not valid JSON (cut short?)", None
+        if status in RETRY_STATUSES:
+            self._count(f"fault:{status}")
+            return None, self._error(response, attempts), parse_retry_after(response.headers.get("retry-after"))
+        raise self._error(response, attempts)
+
+    def _page_request(self, pager: Pager, number: int) -> tuple[httpx.URL, list[tuple[str, str]]]:
+        return self._url(CUSTOMERS_PATH), pager.params(number)
+
+    def _count_params(self, params: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """One listing's parameters asking for one record: ``meta.total_count`` is the count."""
+        pager = Pager(params, site_id=self.site_id, max_page_size=self.max_page_size)
+        return [p for p in pager.params(1) if p[0] not in ("page[number]", "page[size]", "sort")] + [
+            ("page[number]", "1"),
+            ("page[size]", "1"),
+        ]
+
+    @staticmethod
+    def _total(body: Any) -> int:
+        page = parse_page(1, body)
+        if page.total_count is None:
+            raise PaginationError("the response has no meta.total_count")
+        return page.total_count
+
+    def _catalogue_walk(self, kind: str, site: str | None) -> CatalogueWalk:
+        return CatalogueWalk(kind, self.max_page_size, site or self.site_id)
+
+
+# What one answer means for the request it belongs to (besides a decoded body: done).
+_AGAIN = object()  # redirected, or re-authorized: send again at once
+_RETRY = object()  # a retryable failure: wait, then send again
+
+
+class _Exchange:
+    """One request across its attempts: redirects, one re-authorization, retries. No I/O,
+    so the synchronous and the asynchronous client send it the same way."""
+
+    def __init__(
+        self,
+        client: ClientBase,
+        method: str,
+        url: httpx.URL,
+        params: Sequence[tuple[str, str]] | None,
+        authorize: bool,
+    ) -> None:
+        self.client, self.method, self.authorize = client, method, authorize
+        self.url = url
+        self.params: list[tuple[str, Any]] | None = None if params is None else list(params)
+        self.started = time.monotonic()
+        self.attempts = self.redirects = 0
+        self.reauthorized = False
+        self.failure: ExecutorError | str = ""
+        self.retry_after: float | None = None
+
+    def start(self) -> None:
+        self.attempts += 1
+        self.retry_after = None
+        self.client._count("requests")
+
+    def transport_failed(self, exc: httpx.TransportError) -> None:
+        if not _retryable(exc):
+            raise TransportError(_describe(exc)) from None
+        self.client._count(f"fault:{_fault_name(exc)}")
+        self.failure = _describe(exc)
+
+    def answered(self, response: httpx.Response, generation: int) -> Any:
+        """The decoded body, _AGAIN or _RETRY; raises for answers that must not be retried."""
+        client = self.client
+        if response.status_code in _REDIRECTS:
+            self.url, self.params = client._redirect(response, self.method, self.redirects), None
+            self.redirects += 1
+            self.attempts -= 1
+            return _AGAIN
+        refreshable = self.authorize and client._credentials.refreshable
+        if response.status_code == 401 and refreshable and not self.reauthorized:
+            self.reauthorized = True  # once: a fresh token refused again is a real refusal
+            client._count("reauthorize")
+            client._tokens.invalidate(generation)
+            self.attempts -= 1
+            return _AGAIN
+        body, problem, self.retry_after = client._decide(response, self.attempts)
+        if problem is None:
+            return body
+        self.failure = problem
+        return _RETRY
+
+    def delay(self) -> float:
+        """Seconds to wait before the next attempt; raises the failure when retrying is over."""
+        delay = self.client.retry.delay(self.attempts, time.monotonic() - self.started, self.retry_after)
+        if delay is None:
+            if isinstance(self.failure, APIError):
+                self.failure.after(self.attempts)
+            raise self.client._give_up(self.failure, self.attempts, f"{self.method} {self.url.copy_with(query=None)}")
+        self.client._count("retries")
+        return delay

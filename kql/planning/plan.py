@@ -1,0 +1,211 @@
+"""The plan IR: what the planner produces and the executor runs.
+
+A ``Plan`` is a list of ``Branch``es merged in one order; each branch streams one
+``Request`` (a filtered listing, all of its pages), narrowed by id sets (``exclude``,
+``intersect``) and ``LocalFilter``s checked on each returned customer. A query the API
+answers in one request is a plan with one branch, one request and no local work
+(``Plan.single_request``): ``kql compile`` prints it, ``kql run`` pages it.
+
+Plain data with no behaviour beyond describing itself, so the executor imports this
+module and never the planner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import attrs
+
+from kql.language import ast
+from kql.language.errors import KQLError
+
+Param = tuple[str, str]
+
+# The smallest attribute, for listings whose records are only counted or matched by id.
+ID_ONLY_FIELD = "sign_in_count"
+# `page N` of a merged or filtered stream without `size`: the API's default page size.
+DEFAULT_PAGE_SIZE = 25
+
+# ---- the plan ---------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Request:
+    """One filtered listing of customers (all of its pages)."""
+
+    params: tuple[Param, ...]
+
+    @property
+    def query_string(self) -> str:
+        return encode(self.params)
+
+
+@attrs.frozen(slots=True)
+class LocalFilter:
+    """A comparison evaluated on each returned customer."""
+
+    attribute: str
+    op: str
+    value: ast.Value
+    negated: bool
+    text: str
+
+
+@attrs.frozen(slots=True)
+class Branch:
+    """One conjunction: a streamed request, narrowed by id sets and local filters."""
+
+    request: Request
+    exclude: tuple[Request, ...] = ()  # ids matching any of these are left out
+    intersect: tuple[Request, ...] = ()  # ids must match every one of these
+    local: tuple[LocalFilter, ...] = ()
+    text: str = ""  # the branch as KQL, for explain
+
+    @property
+    def requests(self) -> int:
+        return 1 + len(self.exclude) + len(self.intersect)
+
+
+@attrs.frozen(slots=True)
+class Plan:
+    query: ast.Query
+    branches: tuple[Branch, ...]
+    sort: str | None
+    select: tuple[str, ...] | None
+    # Attributes fetched for local filters or the merge but not asked for: dropped from output.
+    fetch: tuple[str, ...] | None
+    strip: tuple[str, ...]
+    limit: int | None
+    page: tuple[int, int | None] | None
+    warnings: tuple[KQLError, ...] = ()
+
+    @property
+    def matches_nothing(self) -> bool:
+        return not self.branches
+
+    @property
+    def requests(self) -> int:
+        """Listings to fetch (each at least one request; more when results span pages)."""
+        return sum(b.requests for b in self.branches)
+
+    @property
+    def single_request(self) -> bool:
+        return len(self.branches) == 1 and self.branches[0].requests == 1 and not self.branches[0].local
+
+    @property
+    def params(self) -> list[Param]:
+        """The one request of a single-request plan, as ``kql compile`` prints it: its filters,
+        then the query's sort, fields and page. Empty for a plan that matches nothing."""
+        if self.matches_nothing:
+            return []
+        if not self.single_request:
+            raise ValueError(f"the plan needs {self.requests} requests, not one")
+        params = list(self.branches[0].request.params)
+        if self.sort:
+            params.append(("sort", self.sort))
+        if self.select:
+            params.append(("fields[customers]", ",".join(self.select)))
+        if self.page:
+            params.append(("page[number]", str(self.page[0])))
+            if self.page[1] is not None:
+                params.append(("page[size]", str(self.page[1])))
+        return params
+
+    @property
+    def merge_order(self) -> str:
+        return self.sort or "created_at"
+
+    def stream_params(self, branch: Branch) -> list[Param]:
+        """The parameters of a branch's streamed listing: its filters, the merge order, the fields."""
+        # Without a sort the executor pages by ascending created_at, which new customers cannot disturb.
+        params = [*branch.request.params, ("sort", self.merge_order)]
+        if self.fetch:
+            params.append(("fields[customers]", ",".join(self.fetch)))
+        return params
+
+    @staticmethod
+    def id_params(request: Request) -> list[Param]:
+        """The parameters of an id-set listing (exclude, intersect): only the ids matter."""
+        # A sparse fieldset names at least one attribute; the id always comes back.
+        return [*request.params, ("sort", "created_at"), ("fields[customers]", ID_ONLY_FIELD)]
+
+    def to_dict(self) -> dict[str, Any]:
+        from kql.language.jsonform import _value
+
+        return {
+            "branches": [
+                {
+                    "kql": b.text,
+                    "request": encode(self.stream_params(b)),
+                    "exclude": [encode(self.id_params(r)) for r in b.exclude],
+                    "intersect": [encode(self.id_params(r)) for r in b.intersect],
+                    "local": [
+                        {"attribute": f.attribute, "op": f.op, "value": _value(f.value), "negated": f.negated}
+                        for f in b.local
+                    ],
+                }
+                for b in self.branches
+            ],
+            "merge": {"order": self.merge_order, "tie_break": "id", "dedupe": "id"},
+            "sort": self.sort,
+            "select": list(self.select) if self.select else None,
+            "fetch": list(self.fetch) if self.fetch else None,
+            "strip": list(self.strip),
+            "limit": self.limit,
+            "page": list(self.page) if self.page else None,
+            "requests": self.requests,
+            "matches_nothing": self.matches_nothing,
+        }
+
+    def explain(self) -> str:
+        return "\n".join(_explain(self))
+
+    def __str__(self) -> str:
+        return self.explain()
+
+
+def _explain(plan: Plan) -> Iterator[str]:
+    if plan.matches_nothing:
+        yield "matches nothing: the conditions contradict each other; no request is needed"
+        return
+    count = len(plan.branches)
+    yield (
+        f"{plan.requests} listing(s) in {count} branch(es)"
+        + (f", merged by {plan.merge_order} (ties by id), duplicates removed by id" if count > 1 else "")
+    )
+    for number, branch in enumerate(plan.branches, start=1):
+        yield f"branch {number}: {branch.text or '(all customers)'}"
+        yield f"  request:   {_listing(plan.stream_params(branch))}"
+        for request in branch.exclude:
+            yield f"  exclude:   ids of {_listing(plan.id_params(request))}"
+        for request in branch.intersect:
+            yield f"  intersect: ids of {_listing(plan.id_params(request))}"
+        for local in branch.local:
+            yield f"  local:     {local.text}  (checked on each returned customer)"
+    if plan.strip:
+        yield f"fetched for local work, not shown: {', '.join(plan.strip)}"
+    if plan.limit is not None:
+        yield f"limit {plan.limit}" + (" after merging" if count > 1 else "")
+    if plan.page is not None:
+        number, size = plan.page
+        if plan.single_request:
+            yield f"page {number}" + (f" size {size}" if size else "")
+        else:
+            # The page is cut from the merged, filtered stream, so it needs a size of its own.
+            shown = f"size {size}" if size else f"size {DEFAULT_PAGE_SIZE} (the API's default)"
+            yield f"page {number} {shown} of the " + ("merged stream" if count > 1 else "filtered stream")
+
+
+def _listing(params: list[Param]) -> str:
+    return f"GET /v1/customers?{encode(params)}"
+
+
+def encode(params: Sequence[Param]) -> str:
+    """A query string that ``parse_qsl(…, keep_blank_values=True)`` turns back into ``params``.
+
+    Brackets in names and ``,@:/`` in values stay readable; everything else that
+    could end a value or change a parameter (``& = # + % ;`` and spaces) is escaped.
+    """
+    return "&".join(f"{quote(name, safe='[]')}={quote(value, safe=',@:/')}" for name, value in params)

@@ -1,0 +1,149 @@
+"""API conditions and how several of them share one request.
+
+A ``Send`` is one condition the API can run (a registry parameter with its values).
+``merge_sends`` combines the sends of one conjunction the way the API would read
+them — lists join (`has_tag(5) and has_tag(6)` is `has_all_tag_id=5,6`), bounds keep
+the tighter one — and spots contradictions (no customer can match) and conflicts
+(a second value for a parameter that holds one). The compiler and the planner both
+build their requests with it, so one request means the same thing in both.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import attrs
+
+from kql.language import ast
+from kql.planning.plan import Param
+from kql.registry import Filter, Registry
+
+
+@attrs.frozen(slots=True)
+class Send:
+    """One condition the API can run: a registry parameter with its values."""
+
+    entry: Filter
+    values: tuple[str, ...]
+    node: ast.Expr
+
+
+@attrs.frozen(slots=True)
+class Merged:
+    """Sends combined per parameter: what to send, whether it is a contradiction, and
+    the sends whose values one parameter cannot also hold (same parameter, other value)."""
+
+    params: list[tuple[Filter, tuple[str, ...]]]
+    nothing: bool
+    conflicts: list[Send]
+
+    def encoded(self) -> list[Param]:
+        return [p for entry, values in self.params for p in _encode_values(entry, values)]
+
+
+def merge_sends(sends: list[Send], reg: Registry) -> Merged:
+    """Combine sends of the same parameter; spot contradictions (match nothing)."""
+    groups: dict[str, list[Send]] = {}
+    for send in sends:
+        groups.setdefault(_group_key(send.entry), []).append(send)
+
+    merged: list[tuple[Filter, tuple[str, ...]]] = []
+    conflicts: list[Send] = []
+    nothing = _contradicts(sends, reg)
+    for members in groups.values():
+        first = members[0].entry
+        rule = first.merge
+        distinct = _distinct([s.values for s in members], money=first.value == "money")
+        if rule == "all":
+            values = tuple(dict.fromkeys(v for vs in distinct for v in vs))
+            # One has_tag(…) stays has_tag_id; several tags, or has_all_tags(…), become the list parameter.
+            single = all(m.entry.merge_into is not None for m in members) and len(values) == 1
+            target = first if single else reg.by_param[first.merge_into or first.param]
+            merged.append((target, values))
+        elif rule in ("min", "max"):
+            pick = min if rule == "min" else max
+            merged.append((first, (pick((vs[0] for vs in distinct), key=Decimal),)))
+        elif rule == "exclusive_group":
+            if len({m.entry.param for m in members}) > 1:
+                nothing = True
+            merged.append((first, members[0].values))
+        elif len(distinct) == 1:
+            merged.append((first, distinct[0]))
+        elif rule == "exclusive":
+            nothing = True
+        else:
+            merged.append((first, members[0].values))
+            kept = {members[0].values}
+            for member in members[1:]:
+                if member.values not in kept:
+                    kept.add(member.values)
+                    conflicts.append(member)
+    return Merged(merged, nothing, conflicts)
+
+
+def _group_key(entry: Filter) -> str:
+    if entry.merge == "exclusive_group":
+        return "group:" + entry.name
+    return entry.merge_into or entry.param
+
+
+def _distinct(value_sets: list[tuple[str, ...]], money: bool) -> list[tuple[str, ...]]:
+    seen: dict[object, tuple[str, ...]] = {}
+    for values in value_sets:
+        key = tuple(Decimal(v) for v in values) if money else values
+        seen.setdefault(key, values)
+    return list(seen.values())
+
+
+def _family(entry: Filter, reg: Registry) -> Filter:
+    """The positive parameter an entry is about (`has_no_tag_id` → `has_tag_id` → `has_all_tag_id`)."""
+    if entry.negated:
+        positive = next(
+            (f for f in reg.by_name[entry.name] if not f.negated and f.form == entry.form and f.arity == "one"),
+            None,
+        )
+        if positive is None:
+            return entry
+        entry = positive
+    return reg.by_param[entry.merge_into] if entry.merge_into else entry
+
+
+def _contradicts(sends: list[Send], reg: Registry) -> bool:
+    """True when no customer can match all sends (e.g. `has_tag(5) and not has_tag(5)`)."""
+    positive: dict[str, set[str]] = {}
+    negative: dict[str, set[str]] = {}
+    days_within: dict[str, int] = {}
+    days_beyond: dict[str, int] = {}
+    money: dict[str, list[Decimal]] = {"=": [], ">": [], "<": []}
+    for send in sends:
+        entry = send.entry
+        family = _family(entry, reg).param
+        if entry.value == "days":
+            days = int(send.values[0])
+            if entry.negated:
+                days_beyond[family] = max(days, days_beyond.get(family, 0))
+            else:
+                days_within[family] = min(days, days_within.get(family, days))
+        elif entry.value == "money" and entry.op:
+            money[entry.op].append(Decimal(send.values[0]))
+        elif entry.value in ("id", "string"):
+            (negative if entry.negated else positive).setdefault(family, set()).update(send.values)
+    if any(positive.get(f, set()) & values for f, values in negative.items()):
+        return True
+    # Active in the last 7 days but inactive for the last 30: impossible.
+    if any(days_within[f] <= beyond for f, beyond in days_beyond.items() if f in days_within):
+        return True
+    low = max(money[">"], default=None)
+    high = min(money["<"], default=None)
+    if low is not None and high is not None and high <= low:
+        return True
+    return any((low is not None and exact <= low) or (high is not None and exact >= high) for exact in money["="])
+
+
+def _encode_values(entry: Filter, values: tuple[str, ...]) -> list[Param]:
+    name = entry.api_name
+    if len(values) == 1 or entry.multi == "comma":
+        return [(name, ",".join(values))]
+    if entry.multi == "brackets":
+        return [(f"{name}[]", v) for v in values]
+    return [(name, v) for v in values]
