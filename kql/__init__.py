@@ -13,6 +13,7 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
+from kql._version import __version__ as __version__
 from kql.language.errors import KQLError, KQLErrors, Span
 
 if TYPE_CHECKING:
@@ -60,8 +61,6 @@ __all__ = [
     "plan",
     "to_json",
 ]
-
-__version__ = "0.1.0"
 
 
 def parse(text: str) -> Query:

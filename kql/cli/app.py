@@ -133,7 +133,7 @@ def _available(module: str) -> bool:
 
 
 def _version() -> str:
-    from kql import __version__
+    from kql._version import __version__
 
     return __version__
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from kql._version import __version__
 from kql.execute.auth import AsyncTokenSource, ClientCredentials, Credentials, StaticToken, TokenSource
 from kql.execute.catalogues import CatalogueWalk
 from kql.execute.errors import APIError, ConfigError, ExecutorError, PaginationError, RedirectRefused, TransportError
@@ -165,8 +166,6 @@ class ClientBase:
         )
 
     def _httpx_options(self) -> dict[str, Any]:
-        from kql import __version__
-
         return {
             "timeout": httpx.Timeout(self.timeout),
             "follow_redirects": False,  # redirects are checked by hand: the token stays on our origin

@@ -11,12 +11,27 @@ import functools
 import re
 from collections.abc import Iterable
 from copy import copy
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
-from kql.planning.segments import Segments
 from kql.registry import Registry, registry
+from kql.registry.operators import ATTRIBUTE_OPS, derivable_ops
+
+
+class NamedSegment(Protocol):
+    """A saved segment as completion shows it (``kql.planning.segments.Segment`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def query(self) -> str: ...
+    @property
+    def description(self) -> str | None: ...
+
+
+# The segments that ``@`` can complete to (a ``kql.Segments`` is one).
+Segments = Iterable[NamedSegment]
 
 # The word being typed: a segment reference (`@vi`) or a name (`has_t`).
 _PARTIAL_SEGMENT = re.compile(r"@[A-Za-z0-9_-]*\Z")
@@ -227,18 +242,16 @@ class _Context:
         return str(pattern.value) if pattern.type == "str" else terminal.lower()
 
     def operators(self, field: str) -> set[str]:
-        from kql.planning.validate import _ATTRIBUTE_OPS, _derivable_ops
-
         entries = self.reg.by_name.get(field, ())
         ops = {e.op for e in entries if e.form == "comparison" and e.op}
-        ops |= _derivable_ops(tuple(e for e in entries if e.form == "comparison"))
+        ops |= derivable_ops(tuple(e for e in entries if e.form == "comparison"))
         if any(e.form == "enum" for e in entries):
             ops |= {"=", "!=", "in"}
         if any(e.form == "predicate" for e in entries):
             ops.add("in")
         attribute = self.reg.attributes.get(field)
         if attribute is not None:
-            ops |= _ATTRIBUTE_OPS[attribute.type]
+            ops |= ATTRIBUTE_OPS[attribute.type]
         if not entries and attribute is None:
             return {"=", "!=", ">", "<", ">=", "<=", "~", "in", "is", "ends_with", "starts_with"}
         return ops

@@ -15,17 +15,12 @@ import attrs
 
 from kql.language import ast
 from kql.language.errors import KQLError, did_you_mean, raise_all
+from kql.language.formatter import format_value, quote
+from kql.planning.names import CATALOGUES
 from kql.registry import Attribute, Filter, Registry, registry
+from kql.registry.operators import ATTRIBUTE_OPS, derivable_ops
 
 # Operators the planner can derive from the API's own (unions, complements, bounds).
-PLANNER_OPS = {"!=", ">=", "<=", "in"}
-_ATTRIBUTE_OPS = {
-    "string": {"=", "!=", "~", "ends_with", "starts_with", "in", "is", "is_not"},
-    "money": {"=", "!=", ">", "<", ">=", "<=", "in", "is", "is_not"},
-    "integer": {"=", "!=", ">", "<", ">=", "<=", "in", "is", "is_not"},
-    "datetime": {"=", "!=", ">", "<", ">=", "<=", "is", "is_not"},
-    "object": {"is", "is_not"},
-}
 _DURATION_UNITS = {"d": 1, "w": 7}
 _EXAMPLES = {"limit": "limit 100", "page number": "page 1 size 25", "page size": "page 1 size 25"}
 
@@ -234,7 +229,7 @@ class _Checker:
             self.deprecated(exact, node)
             return Cond(name, "comparison", op, None, (self.value(exact[0], node.value),), node)
         predicates = self.entries(name, "predicate")
-        derivable = _derivable_ops(comparisons)
+        derivable = derivable_ops(comparisons)
         if op in derivable or (predicates and op == "in"):
             entry = (comparisons or predicates)[0]
             if (op == "in") != isinstance(node.value, ast.ValueList):
@@ -290,7 +285,7 @@ class _Checker:
         return Cond(name, "enum", node.op, None, tuple(picked), node)
 
     def local(self, attribute: Attribute, node: ast.Comparison) -> Local:
-        allowed = _ATTRIBUTE_OPS[attribute.type]
+        allowed = ATTRIBUTE_OPS[attribute.type]
         if node.op not in allowed:
             self.fail(
                 "E207",
@@ -348,8 +343,6 @@ class _Checker:
                 self.fail("E206", "empty text", value, f"give some text, e.g. {entry.example(self.reg.id_prefixes)}")
             return value.value
         if isinstance(value, ast.Ident | ast.TypedId | ast.Int | ast.Decimal):
-            from kql.language.formatter import format_value, quote
-
             self.fail(
                 "E206", f"expected a quoted string, not {_shown(value)}", value, f"write {quote(format_value(value))}"
             )
@@ -388,8 +381,6 @@ class _Checker:
                 return ""
             number = value.number
         else:
-            from kql.planning.names import CATALOGUES  # lazily: error path only
-
             named = isinstance(value, ast.Str) and kind in CATALOGUES
             hint = f"e.g. {prefix}_5"
             if named:
@@ -471,19 +462,7 @@ class _Checker:
         return number.value
 
 
-def _derivable_ops(comparisons: tuple[Filter, ...]) -> set[str]:
-    """Operators the planner can build from a field's API comparisons (ids and amounts only)."""
-    kinds = {e.value for e in comparisons}
-    if "money" in kinds:
-        return set(PLANNER_OPS)
-    if "id" in kinds:
-        return {"!=", "in"}
-    return set()
-
-
 def _shown(value: ast.Value) -> str:
-    from kql.language.formatter import format_value
-
     text = format_value(value)
     return repr(text) if len(text) <= 30 else repr(text[:27] + "...")
 
