@@ -187,7 +187,8 @@ def test_multi_value_encoding_follows_the_registry(client: httpx.Client) -> None
 COMBINABLE = [f.param for f in REG if f.param != "site_id"]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(COMBINABLE), min_size=2, max_size=4, unique=True))
 def test_any_conjunction_is_the_intersection(client: httpx.Client, params: list[str]) -> None:
     together = ids(client, {f"filter[{p}]": value_for(p) for p in params})
