@@ -49,7 +49,11 @@ def listing(store: Store, path: str, pairs: Sequence[tuple[str, str]], links_bas
     page, size = 1, default_size
     order = "id"
     fields: list[str] | None = None
+    seen: set[str] = set()
     for key, value in pairs:
+        if key in seen:  # as for customers: each parameter once (and no unbounded WHERE clause)
+            raise bad_request(f"{key} may be given once", key)
+        seen.add(key)
         name = key[len("filter["):-1] if key.startswith("filter[") and key.endswith("]") else None
         if key == "filter[site_id]" and spec.site_scoped:
             where.append("site_id = ?")

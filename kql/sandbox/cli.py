@@ -14,7 +14,7 @@ from collections.abc import Callable
 from types import FrameType
 from urllib.parse import urlsplit
 
-from kql.sandbox import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Sandbox
+from kql.sandbox import CACHE_ENV, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Sandbox, default_cache_dir
 
 # Settings the library itself checks (page sizes in Sandbox, rates in Faults, customers and sites
 # in data.generate) are left to it: its ValueError becomes a usage error naming the options concerned.
@@ -93,6 +93,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sites", type=_whole, default=1, help="sites; with more than one, filter[site_id] is required")
     p.add_argument("--seed", type=_whole, default=1, help="seed of the generated data and of the faults (default 1)")
     p.add_argument("--db", help="SQLite file to build (or reuse when seed, size and sites match)")
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help=f"where generated data is cached (default: ${CACHE_ENV}, else the user cache directory)")
+    p.add_argument("--no-cache", action="store_true", help="generate the data in memory, neither reading nor "
+                   "writing the cache")
     delay = _at_least(0, _number, f"between 0 and {_MAX_DELAY_MS:,} (one hour)", _MAX_DELAY_MS)
     p.add_argument("--latency-ms", type=delay, default=0, help="added latency per request")
     p.add_argument("--jitter-ms", type=delay, default=0, help="random extra latency, 0..N ms")
@@ -122,11 +126,12 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
+        cache = False if args.no_cache or args.db else (args.cache_dir or default_cache_dir())
         sandbox = Sandbox(
             customers=args.customers, seed=args.seed, sites=args.sites, port=args.port, latency_ms=args.latency_ms,
             jitter_ms=args.jitter_ms, error_rate=args.error_rate, rate_limit=args.rate_limit,
             drop_rate=args.drop_rate, max_page_size=args.max_page_size, default_page_size=args.page_size,
-            links_host=args.links_host, token=args.token, expires_in=args.expires_in, db=args.db,
+            links_host=args.links_host, token=args.token, expires_in=args.expires_in, db=args.db, cache=cache,
         )
     except ValueError as error:
         if args.db is not None and args.db in str(error):
@@ -157,7 +162,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, stop)
     try:
         print(sandbox.base_url, flush=True)
-        print(f"{args.customers} customers, {args.sites} site(s), seed {args.seed}, built in "
+        how = "loaded from the cache" if sandbox.store.loaded_from_cache else "built"
+        print(f"{args.customers} customers, {args.sites} site(s), seed {args.seed}, {how} in "
               f"{time.perf_counter() - started:.1f}s; token: {args.token}; client id/secret: sandbox/sandbox; "
               "Ctrl-C stops", file=sys.stderr, flush=True)
         sandbox.serve_forever()

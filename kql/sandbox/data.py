@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kql.sandbox import vocab
-from kql.sandbox.schema import CUSTOMER_COLUMNS, create_indexes, create_tables
+from kql.sandbox.schema import CUSTOMER_COLUMNS, SCHEMA_VERSION, create_indexes, create_tables
 
 DAY = 86_400
 GENERATOR_VERSION = "3"  # bump when the same seed would give other data (reused --db files)
@@ -83,7 +83,8 @@ def generate(conn: sqlite3.Connection, *, customers: int, seed: int, sites: int,
     if rows:
         _relations(conn, rows, seed, sites, now)
     conn.executemany(f"INSERT INTO customers VALUES ({','.join('?' * len(CUSTOMER_COLUMNS))})", rows)
-    meta = {"version": GENERATOR_VERSION, "seed": seed, "customers": customers, "sites": sites, "now": now}
+    meta = {"version": GENERATOR_VERSION, "schema": SCHEMA_VERSION, "seed": seed, "customers": customers,
+            "sites": sites, "now": now}
     conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()])
     create_indexes(conn)
     conn.commit()

@@ -22,6 +22,10 @@ _DAYS = re.compile(r"^[0-9]{1,6}$")
 _MONEY = re.compile(r"^-?[0-9]{1,12}(\.[0-9]+)?$")
 _TRUE = ("true", "1")
 RELATIONSHIPS = ("site",)
+# Limits of one request (the API documents none; these keep every accepted request cheap and
+# within SQLite's own limits, and refuse the rest with a 400 naming the parameter).
+MAX_VALUES = 1000  # values of one list-valued filter (filter[has_all_tag_id]=1,2,…)
+MAX_SEARCH_WORDS = 100  # distinct words of filter[search]
 
 
 @dataclass
@@ -73,7 +77,12 @@ def filter_values(f: Filter, raws: Sequence[tuple[str, str]]) -> list[Value]:
         if not all(bracketed):
             raise bad_request(f"{name} takes several values as {name}[]=…", name)
         parts = [v for _, v in raws]
-    return [parse_value(f, part.strip() if f.value != "string" else part) for part in parts]
+    if len(parts) > MAX_VALUES:
+        raise bad_request(f"{name} takes at most {MAX_VALUES:,} values, got {len(parts):,}", name)
+    values = [parse_value(f, part.strip() if f.value != "string" else part) for part in parts]
+    if f.param == "search" and len(set(str(values[0]).split())) > MAX_SEARCH_WORDS:
+        raise bad_request(f"{name} takes at most {MAX_SEARCH_WORDS} words", name)
+    return values
 
 
 def parse_list(
@@ -118,11 +127,14 @@ def positive(key: str, value: str) -> int:
 
 
 def parse_sort(value: str, reg: Registry) -> list[tuple[str, bool]]:
-    keys = []
+    keys: list[tuple[str, bool]] = []
     for part in value.split(","):
         name = part.strip().removeprefix("-")
         if name not in reg.sort_keys:
-            raise bad_request(f"cannot sort by {part!r}: use {', '.join(reg.sort_keys)}, '-' for descending", "sort")
+            raise bad_request(f"cannot sort by {part[:100]!r}: use {', '.join(reg.sort_keys)}, '-' for descending",
+                              "sort")
+        if any(name == seen for seen, _ in keys):
+            raise bad_request(f"sort names {name} twice", "sort")
         keys.append((name, part.strip().startswith("-")))
     return keys
 

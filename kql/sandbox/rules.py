@@ -28,39 +28,72 @@ class Context:
 
 
 @dataclass(frozen=True)
+class Member:
+    """A membership condition: customers with a row in `table` where `key` = the value (and `extra`)."""
+
+    table: str
+    key: str
+    extra: str = ""
+
+    def exists(self) -> str:
+        """Correlated: one primary-key lookup per candidate customer, whatever the relation's size."""
+        return f"EXISTS (SELECT 1 FROM {self.table} m WHERE m.{self.key} = ?{self.extra} AND m.customer_id = c.id)"
+
+    def listing(self) -> str:
+        """The relation's customers as a list, for SQLite to drive the query from (one index range)."""
+        return f"c.id IN (SELECT customer_id FROM {self.table} m WHERE m.{self.key} = ?{self.extra})"
+
+    def count(self) -> str:
+        return f"SELECT count(*) FROM {self.table} m WHERE m.{self.key} = ?{self.extra}"
+
+
+@dataclass(frozen=True)
 class Rule:
     build: Callable[[Sequence[Value], Context], tuple[str, Params]]
     doc: str  # the rule in words, for docs/sandbox.md
     example: str | None = None  # a value that selects someone, for string filters
+    member: Member | None = None  # set for positive one-id memberships: the store may drive a query from it
 
 
-def _member(table: str, key: str, extra: str = "", *, negate: bool = False) -> Callable[..., tuple[str, Params]]:
-    op = "NOT IN" if negate else "IN"
+def all_of(parts: Sequence[str]) -> str:
+    """AND as a balanced tree: SQLite limits an expression's depth (1,000), not its width."""
+    if len(parts) == 1:
+        return parts[0]
+    middle = len(parts) // 2
+    return f"({all_of(parts[:middle])} AND {all_of(parts[middle:])})"
 
-    def build(values: Sequence[Value], ctx: Context) -> tuple[str, Params]:
-        sql = f"c.id {op} (SELECT customer_id FROM {table} WHERE {key} = ?{extra})"
-        return sql, [values[0]]
 
-    return build
+# Column comparisons are written `+c.col`: the unary plus keeps SQLite from picking a one-column
+# index for a range that may hold half the customers (it has no histograms to know); it then
+# reads the covering customers_filter index, or the rows of a membership that drives the query.
 
 
 def has(table: str, key: str, what: str, extra: str = "", *, negate: bool = False) -> Rule:
     verb = "has no" if negate else "has a"
-    return Rule(_member(table, key, extra, negate=negate), f"{verb} row in `{table}` for the id{what}")
+    member = Member(table, key, extra)
+
+    def build(values: Sequence[Value], ctx: Context) -> tuple[str, Params]:
+        return ("NOT " if negate else "") + member.exists(), [values[0]]
+
+    return Rule(build, f"{verb} row in `{table}` for the id{what}", member=None if negate else member)
 
 
 def has_all(table: str, key: str) -> Rule:
+    member = Member(table, key)
+
     def build(values: Sequence[Value], ctx: Context) -> tuple[str, Params]:
-        parts = [f"c.id IN (SELECT customer_id FROM {table} WHERE {key} = ?)"] * len(values)
-        return "(" + " AND ".join(parts) + ")", list(values)
+        distinct: Params = list(dict.fromkeys(values))
+        return all_of([member.exists()] * len(distinct)), distinct
 
     return Rule(build, f"has a row in `{table}` for every one of the ids")
 
 
 def has_none_of(table: str, key: str) -> Rule:
     def build(values: Sequence[Value], ctx: Context) -> tuple[str, Params]:
-        marks = ",".join("?" * len(values))
-        return f"c.id NOT IN (SELECT customer_id FROM {table} WHERE {key} IN ({marks}))", list(values)
+        distinct: Params = list(dict.fromkeys(values))
+        marks = ",".join("?" * len(distinct))
+        return (f"NOT EXISTS (SELECT 1 FROM {table} m WHERE m.{key} IN ({marks}) AND m.customer_id = c.id)",
+                distinct)
 
     return Rule(build, f"has no row in `{table}` for any of the ids")
 
@@ -69,8 +102,8 @@ def within(column: str, *, negate: bool = False) -> Rule:
     def build(values: Sequence[Value], ctx: Context) -> tuple[str, Params]:
         cutoff = ctx.now - int(values[0]) * DAY
         if negate:
-            return f"(c.{column} IS NULL OR c.{column} < ?)", [cutoff]
-        return f"c.{column} >= ?", [cutoff]
+            return f"(+c.{column} IS NULL OR +c.{column} < ?)", [cutoff]
+        return f"+c.{column} >= ?", [cutoff]
 
     if negate:
         return Rule(build, f"`{column}` is null or earlier than now − N days (the exact complement)")
@@ -89,7 +122,7 @@ def contains(column: str, example: str) -> Rule:
 
 def search() -> Rule:
     def build(values: Sequence[Value], ctx: Context) -> tuple[str, Params]:
-        terms = str(values[0]).split()
+        terms = list(dict.fromkeys(str(values[0]).split()))  # a word given twice is one condition
         parts: list[str] = []
         params: Params = []
         for term in terms:
@@ -97,7 +130,7 @@ def search() -> Rule:
             parts.append(f"(instr({fold}(c.name), ?) > 0 OR instr(c.email, ?) > 0)")
             folded = term.lower() if term.isascii() else term.casefold()
             params += [folded, folded]
-        return "(" + " AND ".join(parts) + ")", params
+        return all_of(parts), params
 
     return Rule(build, "every whitespace-separated word occurs in `name` or `email`, case-insensitively", "smith")
 
@@ -109,7 +142,7 @@ def column_is(sql: str, doc: str) -> Rule:
 def money(op: str) -> Rule:
     def build(values: Sequence[Value], ctx: Context) -> tuple[str, Params]:
         cents = Decimal(values[0]) * 100
-        return f"c.net_revenue {op} ?", [int(cents) if cents == cents.to_integral_value() else float(cents)]
+        return f"+c.net_revenue {op} ?", [int(cents) if cents == cents.to_integral_value() else float(cents)]
 
     return Rule(build, f"`net_revenue` (in cents) {op} the amount × 100")
 
@@ -136,15 +169,15 @@ RULES: dict[str, Rule] = {
     "address_state_contains": contains("address_state", "CA"),
     "address_country_contains": contains("address_country", "DE"),
     "address_zip_contains": contains("address_zip", "101"),
-    "healthy_contacts_with_open_data": column_is("c.engagement = 'healthy'", "`engagement` is healthy"),
-    "passive_contacts_with_open_data": column_is("c.engagement = 'passive'", "`engagement` is passive"),
-    "unengaged_contacts_with_open_data": column_is("c.engagement = 'unengaged'", "`engagement` is unengaged"),
-    "inactive_contacts_with_open_data": column_is("c.engagement = 'inactive'", "`engagement` is inactive"),
-    "subscribed": column_is("c.subscribed = 1", "currently subscribed to marketing email (`subscribed` = 1)"),
-    "never_subscribed": column_is("c.subscribed_at IS NULL", "never subscribed (`subscribed_at` is null)"),
-    "is_hidden": column_is("c.is_hidden = 1", "`is_hidden` = 1"),
-    "is_hard_bouncing": column_is("c.is_hard_bouncing = 1", "`is_hard_bouncing` = 1"),
-    "is_suppressed": column_is("c.is_suppressed = 1", "`is_suppressed` = 1 (every complainer is suppressed)"),
+    "healthy_contacts_with_open_data": column_is("+c.engagement = 'healthy'", "`engagement` is healthy"),
+    "passive_contacts_with_open_data": column_is("+c.engagement = 'passive'", "`engagement` is passive"),
+    "unengaged_contacts_with_open_data": column_is("+c.engagement = 'unengaged'", "`engagement` is unengaged"),
+    "inactive_contacts_with_open_data": column_is("+c.engagement = 'inactive'", "`engagement` is inactive"),
+    "subscribed": column_is("+c.subscribed = 1", "currently subscribed to marketing email (`subscribed` = 1)"),
+    "never_subscribed": column_is("+c.subscribed_at IS NULL", "never subscribed (`subscribed_at` is null)"),
+    "is_hidden": column_is("+c.is_hidden = 1", "`is_hidden` = 1"),
+    "is_hard_bouncing": column_is("+c.is_hard_bouncing = 1", "`is_hard_bouncing` = 1"),
+    "is_suppressed": column_is("+c.is_suppressed = 1", "`is_suppressed` = 1 (every complainer is suppressed)"),
     "created_in_last": within("created_at"),
     "not_created_in_last": within("created_at", negate=True),
     "joined_in_last": within("joined_at"),
@@ -172,7 +205,7 @@ RULES: dict[str, Rule] = {
     "has_active_product_id": has("product_access", "product_id", " with `active` = 1", " AND active = 1"),
     "previously_owned_product_id": has("product_access", "product_id", " with `active` = 0", " AND active = 0"),
     "used_coupon_code": Rule(
-        lambda v, ctx: ("c.id IN (SELECT customer_id FROM coupon_uses WHERE code = ?)", [str(v[0]).upper()]),
+        lambda v, ctx: (Member("coupon_uses", "code").exists(), [str(v[0]).upper()]),
         "has a row in `coupon_uses` for the code, compared case-insensitively (codes are stored upper-case)",
         "SPRING24",
     ),

@@ -20,9 +20,16 @@ class SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, port: int, app: App, faults: Faults, stats: Stats) -> None:
+    app: App
+
+    def __init__(self, port: int, faults: Faults, stats: Stats, *, read_timeout: float) -> None:
+        # Binding comes first: a port in use fails before any data is built.
         super().__init__(("127.0.0.1", port), Handler)
-        self.app, self.faults, self.stats = app, faults, stats
+        self.faults, self.stats, self.read_timeout = faults, stats, read_timeout
+
+    def attach(self, app: App) -> None:
+        """The application to serve (built after the port is bound); learns the base URL."""
+        self.app = app
         app.base = f"http://127.0.0.1:{self.server_address[1]}"
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -39,6 +46,13 @@ class Handler(BaseHTTPRequestHandler):
     server: SandboxServer
     server_version = "kql-sandbox"
     sys_version = ""
+
+    def setup(self) -> None:
+        # A read timeout on the socket: a client that stops halfway through its request line,
+        # headers or body (or idles on a kept-alive connection) is dropped after read_timeout
+        # seconds instead of holding a thread forever.
+        super().setup()
+        self.connection.settimeout(self.server.read_timeout)
 
     def do_GET(self) -> None:
         self._serve()

@@ -89,7 +89,9 @@ def offer(row: Row, base: str) -> Doc:
         "currency": "USD", "price_in_cents": price, "payment_type": row["payment_type"], "token": row["token"],
         "payment_method": "none" if price == 0 else "card",
         "price_description": "Free" if price == 0 else f"${price / 100:,.2f}",
-        "checkout_url": f"{base}/offers/{row['token']}/checkout",
+        # A page of the creator's website, not of the API: on a host of its own (not the sandbox's,
+        # which would answer 404 for it), as in the reference's example.
+        "checkout_url": f"https://site{row['site_id']}.example.com/offers/{row['token']}/checkout",
         "recurring_offer": row["payment_type"] == "subscription", "subscription": row["payment_type"] == "subscription",
         "one_time": row["payment_type"] != "subscription", "single": False, "free": price == 0, "image_url": None,
     }, "relationships": {"site": {"data": {"id": str(row["site_id"]), "type": "sites"}}}}

@@ -14,6 +14,12 @@ CUSTOMERS = 2000
 BIG_PAGE = 1000  # the session sandbox allows big pages so set-valued checks need few requests
 
 
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kql sandbox` caches generated data in the user's cache directory: tests use a temporary one."""
+    monkeypatch.setenv("KQL_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "kql-cache"))
+
+
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
     with running(customers=CUSTOMERS, seed=7, max_page_size=BIG_PAGE) as sb:
