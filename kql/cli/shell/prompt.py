@@ -28,6 +28,7 @@ from prompt_toolkit.validation import ValidationError, Validator
 
 from kql.cli.shell.session import Shell
 from kql.cli.shell.text import ALIASES, COMMANDS, FORMATS, Checker, position, split
+from kql.language.errors import did_you_mean
 
 HISTORY_ENV = "KQL_SHELL_HISTORY"
 PROMPT, CONTINUATION = "kql> ", "...> "
@@ -54,6 +55,7 @@ STYLE = Style.from_dict(
 
 _TYPED_ID = re.compile(r"([A-Za-z]+)_\d+\Z")
 _COMMAND_WORD = re.compile(r"\s*\.[A-Za-z_]*\Z")
+_WORD_END = re.compile(r"[A-Za-z0-9_]\Z")
 
 
 def history_path() -> Path:
@@ -233,18 +235,25 @@ class KQLCompleter(Completer):
 # Errors as you type
 
 
-def problem_line(text: str, checker: Checker) -> tuple[int, str] | None:
+def problem_line(text: str, checker: Checker, cursor: int | None = None) -> tuple[int, str] | None:
     """The first real error in ``text`` as (offset, one line saying what and where), or None.
-    A query that only stops short (E003) is not an error yet: the toolbar says what may follow."""
+
+    Not yet an error: a query that only stops short (E003: the toolbar says what may follow),
+    or a problem in the word still being typed at the end (``has_t`` on its way to ``has_tag``).
+    """
     parts = split(text)
+    typing = cursor is None or cursor == len(text)
     if parts.command is not None and parts.command not in COMMANDS and parts.command not in ALIASES:
-        if not parts.argument and any(name.startswith(parts.command) for name in COMMANDS):
-            return None  # still being typed
-        return 0, f"unknown command {parts.command!r}: .help lists them"
+        if typing and not parts.argument and any(name.startswith(parts.command) for name in COMMANDS):
+            return None
+        hint = did_you_mean(parts.command, COMMANDS)
+        return 0, f"unknown command {parts.command!r}" + (f" ({hint})" if hint else "") + "; .help lists them"
     if parts.query is None:
         return None
     problem = checker.diagnose(parts.query)
     if problem is None or problem.code == "E003":
+        return None
+    if typing and problem.span is not None and problem.span.end >= len(parts.query) and _WORD_END.search(text):
         return None
     offset = parts.offset + (problem.span.start if problem.span else 0)
     line, column = position(text, offset)
@@ -260,7 +269,7 @@ class KQLValidator(Validator):
         self.checker = checker
 
     def validate(self, document: Document) -> None:
-        found = problem_line(document.text, self.checker)
+        found = problem_line(document.text, self.checker, document.cursor_position)
         if found is not None:
             raise ValidationError(cursor_position=found[0], message=found[1])
 

@@ -105,7 +105,8 @@ class Shell:
 
     def _query_argument(self, argument: str, command: str) -> str:
         if argument.strip():
-            return argument.strip()
+            self.last_query = argument.strip()
+            return self.last_query
         if self.last_query is None:
             raise _Usage(f"{command} needs a query (there is no last query yet): {command} QUERY")
         return self.last_query
