@@ -92,7 +92,7 @@ class Checker:
 def diagnose(query: str, segments: Segments | None = None) -> KQLError | None:
     """The first problem of ``query`` found without the API, or None."""
     from kql.language.parser import parse
-    from kql.planning.names import check_before_lookups
+    from kql.planning.lookups import check_before_lookups
 
     try:
         parsed = parse(query)
