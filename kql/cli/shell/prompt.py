@@ -287,7 +287,7 @@ def _toolbar(checker: Checker, shell: Shell) -> StyleAndTextTuples:
         return [("class:bottom-toolbar.ok", " ✓ valid query · Enter runs it")]
     if problem.code == "E003":
         line, column = position(text, parts.offset + (problem.span.start if problem.span else len(parts.query)))
-        return [("", f" {line}:{column} incomplete: {problem.hint or problem.message} · Enter: new line")]
+        return [("", f" {line}:{column} incomplete, Enter adds a line · {problem.hint or problem.message}")]
     return [("", keys)]
 
 
