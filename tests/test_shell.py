@@ -21,7 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import kql.planning.segments
 from tests.conftest import ROOT
 
 pexpect = pytest.importorskip("pexpect")
@@ -338,3 +341,32 @@ def test_stdin_not_a_terminal_runs_the_inputs_as_a_script(tmp_path: Path) -> Non
     assert "1,000" in done.stdout
     assert "id,name\n" in done.stdout
     assert "unknown filter 'opend'" in done.stderr and "Traceback" not in done.stderr
+
+
+# The prompt's own functions on any text: they run at each key press and must never fail.
+
+_ALPHABET = st.sampled_from(list("abcdefghst_ ()=<>!~@#\"'\\;.,-0123456789\n\t\x00é"))
+_WORDS = st.sampled_from(
+    ["site", "has_tag", "opened", "bc_9", "and", "or", "not", "sort", ".count ", ".format ", "@vip"]
+)
+_TEXT = st.lists(st.one_of(_ALPHABET, _WORDS), max_size=30).map("".join)
+
+
+@given(_TEXT, st.data())
+@settings(max_examples=300)
+def test_colours_errors_and_completion_never_fail(text: str, data: st.DataObject) -> None:
+    from prompt_toolkit.completion import CompleteEvent
+    from prompt_toolkit.document import Document
+
+    from kql.cli.shell.prompt import KQLCompleter, _fragments, problem_line
+    from kql.cli.shell.text import Checker
+
+    checker = Checker(kql.planning.segments.from_text('[segments.vip]\nquery = "net_revenue > 500"\n'))
+    assert "".join(fragment[1] for fragment in _fragments(text, checker)) == text
+    cursor = data.draw(st.integers(0, len(text)))
+    found = problem_line(text, checker, cursor)
+    assert found is None or (0 <= found[0] <= len(text) and "\n" not in found[1])
+    assert isinstance(checker.is_complete(text), bool)
+    for event in (CompleteEvent(), CompleteEvent(completion_requested=True)):
+        for completion in KQLCompleter(checker).get_completions(Document(text, cursor), event):
+            assert -cursor <= completion.start_position <= 0
