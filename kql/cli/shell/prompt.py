@@ -5,6 +5,7 @@ Imported only by ``kql shell`` on a terminal, so prompt_toolkit stays an optiona
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -75,7 +76,14 @@ def _history(path: Path) -> History:
     except OSError as error:
         print(f"kql shell: note: history not kept ({path}: {error.strerror})", file=sys.stderr)
         return InMemoryHistory()
-    return FileHistory(str(path))
+    return _History(str(path))
+
+
+class _History(FileHistory):
+    def store_string(self, string: str) -> None:
+        # A full disk, or a file gone read-only, must not end the session.
+        with contextlib.suppress(OSError):
+            super().store_string(string)
 
 
 # Colours
@@ -173,8 +181,15 @@ class KQLColours(Lexer):
 
     def __init__(self, checker: Checker) -> None:
         self.checker = checker
+        self._last: tuple[str, list[StyleAndTextTuples]] = ("", [[]])
 
     def lex_document(self, document: Document) -> Callable[[int], StyleAndTextTuples]:
+        if document.text != self._last[0]:  # the cursor moving, or a redraw, changes nothing here
+            self._last = (document.text, self._lines(document))
+        lines = self._last[1]
+        return lambda number: lines[number] if number < len(lines) else []
+
+    def _lines(self, document: Document) -> list[StyleAndTextTuples]:
         lines: list[StyleAndTextTuples] = [[]]
         for fragment in _fragments(document.text, self.checker):
             style, text = fragment[0], fragment[1]
@@ -183,7 +198,7 @@ class KQLColours(Lexer):
                     lines.append([])
                 if piece:
                     lines[-1].append((style, piece))
-        return lambda number: lines[number] if number < len(lines) else []
+        return lines
 
 
 # Completion
