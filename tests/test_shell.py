@@ -8,7 +8,6 @@ with a generous timeout; prompt_toolkit's cursor position request is off (PROMPT
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import json
 import os
@@ -84,18 +83,13 @@ class Terminal:
     def send(self, keys: str) -> None:
         self.child.send(keys)
 
-    def wait(self, wanted: str, where: str = "screen") -> str:
-        """Read until ``wanted`` is on the screen (or, where="output", anywhere in the output)."""
+    def wait(self, wanted: str) -> str:
+        """Read until ``wanted`` is on the screen; the screen."""
         deadline = time.monotonic() + TIMEOUT
-        while wanted not in (self.text() if where == "screen" else self.output):
+        while wanted not in self.text():
             if time.monotonic() > deadline:
                 raise AssertionError(f"{wanted!r} did not appear; the screen:\n{self.text()}")
-            try:
-                self.child.read_nonblocking(65536, timeout=0.2)
-            except pexpect.TIMEOUT:
-                pass
-            except pexpect.EOF:
-                raise AssertionError(f"the shell ended before {wanted!r}; the screen:\n{self.text()}") from None
+            self._read()
         return self.text()
 
     def run(self, line: str) -> str:
@@ -126,8 +120,12 @@ class Terminal:
             self._read()
 
     def _read(self) -> None:
-        with contextlib.suppress(pexpect.TIMEOUT):
+        try:
             self.child.read_nonblocking(65536, timeout=0.2)
+        except pexpect.TIMEOUT:
+            pass
+        except pexpect.EOF:
+            raise AssertionError(f"the shell ended; the screen:\n{self.text()}") from None
 
     def quit(self) -> int:
         self.send(CTRL_D)
