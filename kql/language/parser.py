@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -278,6 +279,13 @@ def _lark() -> Any:
 def keywords() -> frozenset[str]:
     """The reserved words of the grammar (lower case), read from its terminals."""
     return frozenset(_lark().parser.lexer.lexer.keywords)
+
+
+def tokens(text: str) -> Iterator[Any]:
+    """The tokens of ``text`` as the parser reads them, for syntax colouring: spaces and comments
+    are skipped, and a character no token matches ends the stream as a ``BAD_CHARACTER`` token."""
+    lexed: Iterator[Any] = _lark().parser.lexer.lexer.lex(text)
+    return lexed
 
 
 def parse(text: str) -> ast.Query:
