@@ -1,58 +1,78 @@
-"""A set of customer ids that stays small when a run streams 100,000 of them.
+"""A set of customer ids that stays small and fast when a run streams a million of them.
 
-Numeric ids (what Kajabi uses) are kept in a sorted ``array('q')`` at 8 bytes
-each, with a small set in front of it that is merged in now and then; any other
-id goes into an ordinary set. Dedupe then costs little next to the pages in flight.
+Numeric ids (what Kajabi uses) live in a table of small sorted ``array('q')``
+buckets, 8 bytes an id. A mixed hash of the id picks its bucket; a bucket is kept
+short (``BUCKET`` ids on average), so a lookup is one bisect and an insert one short
+``memmove``, whatever the size of the set. When the average bucket fills up, the
+table doubles: each bucket splits in two by the next bit of the hash, which keeps
+both halves sorted — linear work, paid once per doubling, so every ``add`` costs
+the same amortised O(1) at 10k ids as at 1M. Any other id goes into a plain set.
 """
 
 from __future__ import annotations
 
-import heapq
 from array import array
 from bisect import bisect_left
 
+# Ids per bucket on average before the table doubles: short enough for a cheap insert.
+BUCKET = 256
+_MIX = 0x9E3779B97F4A7C15  # Fibonacci hashing: consecutive or strided ids still spread
+_MASK64 = (1 << 64) - 1
+
 
 class IdSet:
-    def __init__(self, flush_at: int = 4096) -> None:
-        self._sorted = array("q")
-        self._recent: set[int] = set()
+    def __init__(self, bucket: int = BUCKET) -> None:
+        self._bucket = bucket  # small in tests, to split often
+        self._bits = 4
+        self._shift = 64 - self._bits
+        self._buckets: list[array[int]] = [array("q") for _ in range(1 << self._bits)]
+        self._numbers = 0
         self._other: set[str] = set()
-        self._flush_at = flush_at
 
     def add(self, key: str) -> bool:
         """Add ``key``; True if it was not there before."""
         number = _number(key)
-        if number is not None:
-            if number in self._recent or self._in_sorted(number):
+        if number is None:
+            if key in self._other:
                 return False
-            self._recent.add(number)
-            if len(self._recent) >= self._flush_at:
-                self._flush()
+            self._other.add(key)
             return True
-        if key in self._other:
+        bucket = self._buckets[(number * _MIX & _MASK64) >> self._shift]
+        i = bisect_left(bucket, number)
+        if i < len(bucket) and bucket[i] == number:
             return False
-        self._other.add(key)
+        bucket.insert(i, number)
+        self._numbers += 1
+        if self._numbers > self._bucket << self._bits:
+            self._double()
         return True
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
             return False
         number = _number(key)
-        if number is not None:
-            return number in self._recent or self._in_sorted(number)
-        return key in self._other
+        if number is None:
+            return key in self._other
+        bucket = self._buckets[(number * _MIX & _MASK64) >> self._shift]
+        i = bisect_left(bucket, number)
+        return i < len(bucket) and bucket[i] == number
 
     def __len__(self) -> int:
-        return len(self._sorted) + len(self._recent) + len(self._other)
+        return self._numbers + len(self._other)
 
-    def _in_sorted(self, number: int) -> bool:
-        i = bisect_left(self._sorted, number)
-        return i < len(self._sorted) and self._sorted[i] == number
-
-    def _flush(self) -> None:
-        # heapq.merge streams into the new array: no list of every id on the way.
-        self._sorted = array("q", heapq.merge(self._sorted, sorted(self._recent)))
-        self._recent.clear()
+    def _double(self) -> None:
+        # Bucket i holds the ids whose top `bits` hash bits are i; the next bit sends each
+        # to 2i or 2i+1. Filtering keeps the order, so both halves stay sorted.
+        shift = 64 - (self._bits + 1)
+        doubled: list[array[int]] = []
+        for bucket in self._buckets:
+            low, high = array("q"), array("q")
+            for number in bucket:
+                (high if (((number * _MIX) & _MASK64) >> shift) & 1 else low).append(number)
+            doubled += (low, high)
+        self._buckets = doubled
+        self._bits += 1
+        self._shift -= 1
 
 
 def _number(key: str) -> int | None:

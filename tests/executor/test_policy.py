@@ -7,6 +7,8 @@ import json
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kql.execute.auth import ClientCredentials, StaticToken
 from kql.execute.errors import APIError, ConfigError, PaginationError, redact
@@ -137,11 +139,21 @@ def test_parse_page_flattens_and_checks_shape() -> None:
 
 
 def test_idset_numeric_and_other_ids() -> None:
-    ids = IdSet(flush_at=16)
+    ids = IdSet(bucket=2)  # tiny buckets: the table doubles many times on the way
     assert all(ids.add(str(i)) for i in range(1000))
     assert not any(ids.add(str(i)) for i in range(0, 1000, 7))
     assert ids.add("007") and not ids.add("007") and ids.add("abc")
     assert len(ids) == 1002
+    assert all(str(i) in ids for i in range(1000)) and "1000" not in ids and 7 not in ids
+
+
+@given(st.lists(st.one_of(st.integers(0, 2**63 - 1).map(str), st.text(max_size=4)), max_size=300))
+def test_idset_is_a_set_of_strings(keys: list[str]) -> None:
+    ids, plain = IdSet(bucket=1), set()
+    for key in keys:
+        assert ids.add(key) == (key not in plain)
+        plain.add(key)
+    assert len(ids) == len(plain) and all(k in ids for k in plain)
 
 
 def test_api_error_shapes() -> None:
