@@ -225,8 +225,20 @@ def _compile(text: str, args: argparse.Namespace) -> int:
     if compiled.matches_nothing:
         print("note: these filters contradict each other; no customer matches, no request is needed", file=sys.stderr)
         return EXIT_OK
-    print(compiled.url(args.base_url) if args.url else compiled.query_string)
+    print(compiled.url(_base_url(args.base_url)) if args.url else compiled.query_string)
     return EXIT_OK
+
+
+def _base_url(text: str) -> str:
+    """``--base-url`` checked as kql run checks it (without httpx: compile sends nothing)."""
+    from kql.execute.baseurl import check_base_url_text
+    from kql.execute.errors import ConfigError
+
+    try:
+        return check_base_url_text(text)
+    except ConfigError as error:
+        print(f"kql compile: error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
 
 
 def _explain(text: str, args: argparse.Namespace) -> int:
