@@ -128,3 +128,23 @@ def test_the_base_url_check_returns_a_clean_url_or_a_config_error(text: str) -> 
         return
     assert checked.isprintable() and " " not in checked
     assert "?" not in checked and "#" not in checked
+
+
+# ---- a Query built in code obeys the parser's nesting limit ----------------------------------
+
+
+def _deep(levels: int) -> kql.Query:
+    from kql.language import ast
+
+    node: ast.Expr = ast.Flag(ast.Name("subscribed"))
+    for _ in range(levels):
+        node = ast.Not(node)
+    return ast.Query(filter=node)
+
+
+@pytest.mark.parametrize("entry", [kql.compile, kql.to_json])
+def test_a_query_built_in_code_nested_too_deep_is_e007_not_a_recursion_error(entry: object) -> None:
+    assert callable(entry)
+    with pytest.raises(kql.KQLError) as caught:
+        entry(_deep(5_000))
+    assert caught.value.code == "E007"

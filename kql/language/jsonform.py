@@ -27,6 +27,8 @@ VERSION = 1
 
 def to_json(query: ast.Query) -> dict[str, Any]:
     """The JSON form of ``query`` (spans are not part of it)."""
+    if query.filter is not None and ast.depth(query.filter) > MAX_DEPTH:  # a Query built in code: _expr recurses
+        raise KQLError("E007", f"expression is nested more than {MAX_DEPTH} levels deep", query.filter.span, None)
     return {
         "kql": VERSION,
         "filter": None if query.filter is None else _expr(query.filter),
@@ -43,7 +45,7 @@ def to_json(query: ast.Query) -> dict[str, Any]:
 
 
 def _expr(node: ast.Expr) -> dict[str, Any]:
-    # Depth is bounded by the parser's MAX_DEPTH (and by from_json's check).
+    # Depth is bounded by MAX_DEPTH: the parser's, from_json's and to_json's checks.
     if isinstance(node, ast.And):
         return {"and": [_expr(i) for i in node.items]}
     if isinstance(node, ast.Or):
