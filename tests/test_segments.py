@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kql
 from kql.language import ast
@@ -306,3 +308,42 @@ def test_a_broken_discovered_file_only_matters_to_queries_that_use_segments(
     assert used.returncode == 2 and "error[E012]" in used.stderr and "Traceback" not in used.stderr
     given = _kql("compile", "subscribed", "--segments", "kql.toml", cwd=tmp_path, env=env)
     assert given.returncode == 2 and "error[E012]" in given.stderr  # a file given explicitly is always read
+
+
+def _naive(segments: dict[str, str], name: str, seen: tuple[str, ...] = ()) -> ast.Expr | None:
+    """The obvious expansion (recursive, exponential): the reference the expander must agree with."""
+    if name in seen or name not in segments:
+        return None
+    parsed = kql.parse(segments[name]).filter
+
+    def sub(node: ast.Expr) -> ast.Expr | None:
+        if isinstance(node, ast.SegmentRef):
+            return _naive(segments, node.name, (*seen, name))
+        if isinstance(node, ast.And | ast.Or):
+            items = [sub(i) for i in node.items]
+            return None if None in items else type(node)(tuple(i for i in items if i is not None))
+        if isinstance(node, ast.Not):
+            item = sub(node.item)
+            return None if item is None else ast.Not(item)
+        return node
+
+    return None if parsed is None else sub(parsed)
+
+
+_bodies = st.lists(
+    st.tuples(st.integers(0, 5), st.sampled_from([" and ", " or ", " and not "])), min_size=1, max_size=3
+).map(lambda parts: "".join(f"{op}@s{i}" for i, op in parts)[len(parts[0][1]) :])
+
+
+@settings(max_examples=200)
+@given(st.lists(st.one_of(_bodies, st.sampled_from(["subscribed", "hidden", "not hidden"])), min_size=1, max_size=6))
+def test_expansion_agrees_with_the_naive_one(bodies: list[str]) -> None:
+    named = {f"s{i}": body for i, body in enumerate(bodies)}
+    segments = from_text("".join(f'[segments.{n}]\nquery = "{q}"\n' for n, q in named.items()), "s.toml")
+    expected = _naive(named, "s0")
+    try:
+        expanded = segments.expand(kql.parse("@s0"))
+    except kql.KQLError as error:
+        assert expected is None or error.code in {"E006", "E007"}, error.render()
+        return
+    assert expanded.filter == expected
