@@ -465,13 +465,13 @@ class _Expander:
             if not below:
                 break
             names.append(max(below, key=lambda r: self.chain.get(r.name, 0)).name)
-        shown = [*names[:3], "…", names[-1]]
+        shown = ["@" + n for n in names[:3]] + ["…", "@" + names[-1]]
         raise SegmentError(
             segment,
             KQLError(
                 "E007",
                 f"'@{segment.name}' refers through a chain of more than {MAX_CHAIN} segments: "
-                + " -> ".join("@" + n for n in shown),
+                + " -> ".join(shown),
                 refs[0].span,
                 f"segments may use segments that use segments … {MAX_CHAIN} deep at most",
             ),
