@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kql
+from kql.language import ast
 from kql.planning.segments import find, from_text
 
 SEGMENTS = '''\
@@ -168,3 +171,179 @@ def test_cli(tmp_path: Path) -> None:
     )
     missing = _kql("segments", "list", cwd=elsewhere)
     assert missing.returncode == 2 and "no segments file" in missing.stderr
+
+
+# ---- untrusted segments files (issue 11, items 6-8) ------------------------------------
+
+
+def _chain(count: int, body: str = "@s{next}", last: str = "subscribed") -> str:
+    """``count`` segments s0 … s{count-1}, each using the next through ``body``; the last is ``last``."""
+    parts = [f'[segments.s{i}]\nquery = "{body.format(next=i + 1)}"\n' for i in range(count - 1)]
+    parts.append(f'[segments.s{count - 1}]\nquery = "{last}"\n')
+    return "".join(parts)
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count how often a segment is parsed and how often one is expanded."""
+    from kql.planning import segments as module
+
+    counts = {"parsed": 0, "expanded": 0}
+    parse, finish = module._parse, module._Expander.finish
+
+    def counted_parse(segment: module.Segment) -> kql.Query:
+        counts["parsed"] += 1
+        return parse(segment)
+
+    def counted_finish(self: module._Expander, segment: module.Segment) -> None:
+        counts["expanded"] += 1
+        finish(self, segment)
+
+    monkeypatch.setattr(module, "_parse", counted_parse)
+    monkeypatch.setattr(module._Expander, "finish", counted_finish)
+    return counts
+
+
+def test_a_segment_used_twice_at_every_level_is_expanded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    counts = _counting(monkeypatch)
+    segments = from_text(_chain(9, "@s{next} or @s{next}"), "s.toml")
+    expanded = segments.expand(kql.parse("@s0"))
+    assert expanded.filter is not None
+    leaves = [n for n in ast.walk(expanded.filter) if isinstance(n, ast.Flag)]
+    assert len(leaves) == 2**8  # the tree is written out in full …
+    assert counts == {"parsed": 9, "expanded": 9}  # … but each segment is expanded once
+
+
+def test_an_expansion_longer_than_a_query_may_be_is_refused_before_it_is_built() -> None:
+    # Written out, @s0 would be 2**40 copies of `subscribed`: built, it would never finish.
+    segments = from_text(_chain(41, "@s{next} or @s{next}"), "s.toml")
+    with pytest.raises(kql.KQLError) as caught:
+        kql.compile("@s0", segments=segments)
+    assert caught.value.code == "E006"
+    assert "written out in full" in caught.value.message and "10,000" in caught.value.message
+    assert isinstance(caught.value, kql.KQLError) and "in segment 's" in str(caught.value)
+
+
+def test_a_chain_up_to_the_documented_length_works() -> None:
+    from kql.planning.segments import MAX_CHAIN
+
+    segments = from_text(_chain(MAX_CHAIN), "s.toml")
+    assert kql.compile("@s0", segments=segments).params == [("filter[subscribed]", "true")]
+    assert segments.check() == []
+
+
+@pytest.mark.parametrize("count", [65, 489, 5_000])
+def test_a_longer_chain_is_an_error_naming_it(count: int) -> None:
+    segments = from_text(_chain(count), "s.toml")
+    with pytest.raises(kql.KQLError) as caught:
+        kql.compile("@s0", segments=segments)
+    assert caught.value.code == "E007"
+    assert "chain of more than 64 segments" in caught.value.message
+    assert f"@s{count - 65} -> @s{count - 64} -> @s{count - 63} -> … -> @s{count - 1}" in caught.value.message
+    assert [p.code for p in segments.check()] == ["E007"]  # one problem, reported once
+
+
+@pytest.mark.parametrize("count", [3, 2_000])
+def test_a_long_cycle_is_an_error_naming_it(count: int) -> None:
+    segments = from_text(_chain(count, last="@s0"), "s.toml")
+    with pytest.raises(kql.KQLError) as caught:
+        kql.compile("hidden and @s1", segments=segments)
+    assert caught.value.code == "E013"
+    assert caught.value.message.endswith(f"@s{count - 1} -> @s0 -> @s1")
+    assert [p.code for p in segments.check()] == ["E013"]
+
+
+def test_check_expands_each_segment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 4,000 segments in chains of 40: quadratic work would be 16 million expansions.
+    text = "".join(
+        f'[segments.s{i}]\nquery = "{"subscribed" if i % 40 == 39 else f"hidden or @s{i + 1}"}"\n'
+        for i in range(4_000)
+    )
+    segments = from_text(text, "s.toml")
+    counts = _counting(monkeypatch)
+    assert segments.check() == []
+    assert counts == {"parsed": 4_000, "expanded": 4_000}
+
+
+def test_an_expansion_nested_too_deep_names_the_segment() -> None:
+    segments = from_text(_chain(70, "hidden and not @s{next}"), "s.toml")
+    with pytest.raises(kql.KQLError) as caught:
+        kql.compile("@s0", segments=segments)
+    assert caught.value.code == "E007"
+    assert "levels of nesting" in caught.value.message
+
+
+def test_problems_of_a_segments_file_are_reported_at_once_with_lines_and_suggestions() -> None:
+    text = '[segments.a]\nquery = "subscribed"\ndescripton = "x"\n\n[segments.b]\nquery = 5\n[other]\nx = 1\n'
+    with pytest.raises(kql.KQLError) as caught:
+        from_text(text, "f.toml")
+    messages = [(e.code, e.message, e.hint) for e in caught.value.errors]
+    assert messages[0][:2] == ("E012", "f.toml:7: expected only a [segments] table, found other")
+    assert messages[1][:2] == ("E012", "f.toml:3: segment 'a' has unknown keys: descripton")
+    assert messages[1][2] == "did you mean 'description' (for 'descripton')?"
+    assert messages[2][:2] == ("E012", "f.toml:6: segment 'b' needs query = \"…\"")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'[segments.a]\nquery = "subscribed"\n# caf\xe9\n', "s.toml:3: not UTF-8 text (byte 0xe9 at column 6)"),
+        (b"x = " + b"[" * 50_000, "s.toml: nested too deeply to read"),
+        (b"x = " + b"9" * 5_000, "s.toml: not valid TOML"),
+        (b'[segments.a]\nquery = "x"\ndescripton = "y"\n', "segment 'a' has unknown keys: descripton"),
+    ],
+)
+def test_a_broken_discovered_file_only_matters_to_queries_that_use_segments(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    (tmp_path / "s.toml").write_bytes(content)
+    (tmp_path / "kql.toml").write_bytes(content)
+    with pytest.raises(kql.KQLError) as caught:
+        kql.load_segments(tmp_path / "s.toml")
+    assert caught.value.code == "E012" and message in caught.value.message
+    env = {"KQL_SEGMENTS": ""}
+    for command in ("compile", "check", "explain"):
+        ok = _kql(command, "subscribed", cwd=tmp_path, env=env)
+        assert ok.returncode == 0, ok.stderr
+    used = _kql("compile", "@a", cwd=tmp_path, env=env)
+    assert used.returncode == 2 and "error[E012]" in used.stderr and "Traceback" not in used.stderr
+    given = _kql("compile", "subscribed", "--segments", "kql.toml", cwd=tmp_path, env=env)
+    assert given.returncode == 2 and "error[E012]" in given.stderr  # a file given explicitly is always read
+
+
+def _naive(segments: dict[str, str], name: str, seen: tuple[str, ...] = ()) -> ast.Expr | None:
+    """The obvious expansion (recursive, exponential): the reference the expander must agree with."""
+    if name in seen or name not in segments:
+        return None
+    parsed = kql.parse(segments[name]).filter
+
+    def sub(node: ast.Expr) -> ast.Expr | None:
+        if isinstance(node, ast.SegmentRef):
+            return _naive(segments, node.name, (*seen, name))
+        if isinstance(node, ast.And | ast.Or):
+            items = [sub(i) for i in node.items]
+            return None if None in items else type(node)(tuple(i for i in items if i is not None))
+        if isinstance(node, ast.Not):
+            item = sub(node.item)
+            return None if item is None else ast.Not(item)
+        return node
+
+    return None if parsed is None else sub(parsed)
+
+
+_bodies = st.lists(
+    st.tuples(st.integers(0, 5), st.sampled_from([" and ", " or ", " and not "])), min_size=1, max_size=3
+).map(lambda parts: "".join(f"{op}@s{i}" for i, op in parts)[len(parts[0][1]) :])
+
+
+@settings(max_examples=200)
+@given(st.lists(st.one_of(_bodies, st.sampled_from(["subscribed", "hidden", "not hidden"])), min_size=1, max_size=6))
+def test_expansion_agrees_with_the_naive_one(bodies: list[str]) -> None:
+    named = {f"s{i}": body for i, body in enumerate(bodies)}
+    segments = from_text("".join(f'[segments.{n}]\nquery = "{q}"\n' for n, q in named.items()), "s.toml")
+    expected = _naive(named, "s0")
+    try:
+        expanded = segments.expand(kql.parse("@s0"))
+    except kql.KQLError as error:
+        assert expected is None or error.code in {"E006", "E007"}, error.render()
+        return
+    assert expanded.filter == expected

@@ -111,9 +111,12 @@ def _segments_option(parser: argparse.ArgumentParser, default: object = None) ->
     )
 
 
-def _load_segments(args: argparse.Namespace, required: bool = False) -> Segments | None:
+def _load_segments(args: argparse.Namespace, required: bool = False, text: str | None = None) -> Segments | None:
+    """The segments file; for a query ``text``, a discovered file only when the query uses ``@name``."""
     from kql.planning.segments import find, load
 
+    if text is not None:
+        return _segments_for(text, args.segments)
     path = find(args.segments)
     if path is None:
         if required:
@@ -125,6 +128,17 @@ def _load_segments(args: argparse.Namespace, required: bool = False) -> Segments
             )
         return None
     return load(path)
+
+
+def _segments_for(text: str, explicit: str | None) -> Segments | None:
+    from kql.language.parser import parse
+    from kql.planning.segments import for_query
+
+    try:
+        query = parse(text)
+    except KQLError:
+        return None  # the command reports the syntax error itself
+    return for_query(query, explicit)
 
 
 def _available(module: str) -> bool:
@@ -198,7 +212,7 @@ def _print_warnings(warnings: Sequence[KQLError]) -> None:
 def _compile(text: str, args: argparse.Namespace) -> int:
     from kql.planning.compiler import compile_query
 
-    compiled = compile_query(text, segments=_load_segments(args))
+    compiled = compile_query(text, segments=_load_segments(args, text=text))
     _print_warnings(compiled.warnings)
     if args.json:
         payload = {
@@ -213,8 +227,20 @@ def _compile(text: str, args: argparse.Namespace) -> int:
     if compiled.matches_nothing:
         print("note: these filters contradict each other; no customer matches, no request is needed", file=sys.stderr)
         return EXIT_OK
-    print(compiled.url(args.base_url) if args.url else compiled.query_string)
+    print(compiled.url(_base_url(args.base_url)) if args.url else compiled.query_string)
     return EXIT_OK
+
+
+def _base_url(text: str) -> str:
+    """``--base-url`` checked as kql run checks it (without httpx: compile sends nothing)."""
+    from kql.execute.baseurl import check_base_url_text
+    from kql.execute.errors import ConfigError
+
+    try:
+        return check_base_url_text(text)
+    except ConfigError as error:
+        print(f"kql compile: error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
 
 
 def _explain(text: str, args: argparse.Namespace) -> int:
@@ -224,7 +250,7 @@ def _explain(text: str, args: argparse.Namespace) -> int:
         return probe(text, args)
     from kql.planning.planner import plan_query
 
-    plan = plan_query(text, segments=_load_segments(args), max_requests=args.max_requests)
+    plan = plan_query(text, segments=_load_segments(args, text=text), max_requests=args.max_requests)
     _print_warnings(plan.warnings)
     print(json.dumps(plan.to_dict(), ensure_ascii=False) if args.json else plan.explain())
     return EXIT_OK
@@ -237,7 +263,7 @@ def _check(text: str, args: argparse.Namespace) -> int:
 
     as_json = args.json
     try:
-        checked = validate(expand(parse(text), _load_segments(args), text), text)
+        checked = validate(expand(parse(text), _load_segments(args, text=text), text), text)
     except KQLError as error:
         if not as_json:
             raise

@@ -313,10 +313,10 @@ def _expanded(text: str, segments_path: str | None, max_requests: int | None) ->
     from kql.planning.checked import expand
     from kql.planning.lookups import check_before_lookups
     from kql.planning.names import find_names
-    from kql.planning.segments import find, load
+    from kql.planning.segments import for_query
 
-    found = find(segments_path)
-    query = expand(parse(text), load(found) if found is not None else None, text)
+    parsed = parse(text)
+    query = expand(parsed, for_query(parsed, segments_path), text)
     named = bool(find_names(query))
     if named:
         check_before_lookups(query, text, max_requests)  # before a sandbox starts or a catalogue is fetched

@@ -10,6 +10,7 @@ import ipaddress
 
 import httpx
 
+from kql.execute.baseurl import check_base_url_text
 from kql.execute.errors import ConfigError
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -26,6 +27,7 @@ def is_loopback(host: str) -> bool:
 
 def check_base_url(base_url: str, *, insecure: bool = False) -> httpx.URL:
     """The API origin as a URL without a trailing slash; ConfigError if it is unusable or unsafe."""
+    check_base_url_text(base_url)  # the rules kql compile --url checks too (no control characters, http(s), …)
     try:
         url = httpx.URL(base_url.strip())
     except (httpx.InvalidURL, TypeError) as exc:

@@ -17,6 +17,7 @@ import attrs
 from kql.language import ast
 from kql.language.errors import NOT_UNICODE, KQLError, Span, did_you_mean, raise_all
 from kql.language.formatter import format_query
+from kql.language.parser import MAX_DIGITS, MAX_QUERY_LENGTH, parse
 from kql.registry import Filter, Registry, registry
 
 _FILTER = re.compile(r"filter\[(\w+)\](\[\])?\Z")
@@ -130,7 +131,37 @@ def decompile(text: str, reg: Registry | None = None) -> Decompiled:
     elif atoms:
         expr = ast.And(tuple(atoms))
     query = ast.Query(filter=expr, **clauses)  # type: ignore[arg-type]
-    return Decompiled(query, format_query(query))
+    return Decompiled(query, _writable(query, text))
+
+
+def _writable(query: ast.Query, source: str) -> str:
+    """The KQL for ``query``; an error rather than text kql would refuse to parse."""
+    kql = format_query(query)
+    if len(kql) > MAX_QUERY_LENGTH:
+        raise KQLError(
+            "E006",
+            f"as KQL, this is {len(kql):,} characters long; the limit of a query is {MAX_QUERY_LENGTH:,}",
+            Span(0, len(source)),
+            "split it into saved segments, or simplify it",
+        ).with_source(source)
+    try:
+        parse(kql)  # every value is checked as the parser checks it: a safety net, never expected to fail
+    except KQLError as error:
+        message = f"this cannot be written as KQL that parses: {error.message}"
+        raise KQLError("E011", message, Span(0, len(source)), None).with_source(source) from None
+    return kql
+
+
+def _number(text: str, minimum: int) -> int | None:
+    """The whole number ``text`` holds, if the parser would read it (ASCII, at most MAX_DIGITS digits)."""
+    if not _DIGITS.match(text) or len(text.lstrip("0")) > MAX_DIGITS:
+        return None
+    number = int(text)
+    return number if number >= minimum else None
+
+
+def _shown(value: str) -> str:
+    return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
 
 
 def _clause(
@@ -143,7 +174,7 @@ def _clause(
     """sort, fields[customers], page[…]: checked as the compiler would check their KQL."""
 
     def bad(expected: str) -> None:
-        message = f"'{param.name}' cannot take {param.value!r}"
+        message = f"'{param.name}' cannot take {_shown(param.value)}"
         errors.append(KQLError("E011", message, param.span, f"expected {expected}"))
 
     if param.name == "sort":
@@ -158,10 +189,10 @@ def _clause(
             bad("a comma-separated list of " + ", ".join(reg.select_fields))
             return
         clauses["select"] = ast.Select(tuple(ast.Name(f) for f in dict.fromkeys(fields)))
-    elif _DIGITS.match(param.value) and int(param.value) >= 1:
-        page[param.name] = int(param.value)
+    elif (number := _number(param.value, 1)) is not None:
+        page[param.name] = number
     else:
-        bad("a whole number from 1")
+        bad(f"a whole number from 1, of at most {MAX_DIGITS} digits")
 
 
 def _atom(entry: Filter, param: _Param, values: list[str], reg: Registry, errors: list[KQLError]) -> list[ast.Expr]:
@@ -171,7 +202,7 @@ def _atom(entry: Filter, param: _Param, values: list[str], reg: Registry, errors
         errors.append(
             KQLError(
                 "E011",
-                f"'{param.name}' cannot take {param.value!r}",
+                f"'{param.name}' cannot take {_shown(param.value)}",
                 param.span,
                 f"expected {problem}, as in {entry.example(reg.id_prefixes)}",
             )
@@ -205,18 +236,26 @@ def form_of(entry: Filter, values: Sequence[str], reg: Registry) -> ast.Expr:
     return ast.Not(node) if entry.negated else node
 
 
-_EXPECTED = {"id": "a positive id", "days": "a number of days", "money": "an amount", "string": "some text"}
+_EXPECTED = {
+    "id": f"a positive id of at most {MAX_DIGITS} digits",
+    "days": f"a number of days of at most {MAX_DIGITS} digits",
+    "money": f"an amount (at most {MAX_DIGITS} digits without cents)",
+    "string": "some text",
+}
 
 
 def _scalar(entry: Filter, value: str, reg: Registry) -> ast.Scalar | None:
     if entry.value == "id":
-        if not _DIGITS.match(value) or int(value) == 0:
-            return None
-        return ast.TypedId(reg.id_prefixes[entry.id_kind or ""], int(value))
+        number = _number(value, 1)
+        return None if number is None else ast.TypedId(reg.id_prefixes[entry.id_kind or ""], number)
     if entry.value == "days":
-        return ast.Duration(int(value), "d") if _DIGITS.match(value) and int(value) > 0 else None
+        days = _number(value, 1)
+        return None if days is None else ast.Duration(days, "d")
     if entry.value == "money":
         if not _MONEY.match(value):
             return None
-        return ast.Decimal(value) if "." in value else ast.Int(int(value))
+        if "." in value:
+            return ast.Decimal(value)
+        amount = _number(value.removeprefix("-"), 0)  # the parser's limit on an integer's digits
+        return None if amount is None else ast.Int(-amount if value.startswith("-") else amount)
     return ast.Str(value) if value.strip() else None

@@ -4,6 +4,10 @@ The form mirrors the AST one node per object, each object with exactly one key
 naming the node kind. Its JSON Schema is docs/query.schema.json. ``from_json``
 checks the shape and raises KQLError (E009) naming the path of what is wrong;
 ``from_json(to_json(q)) == q`` for every query.
+
+Both forms obey one set of limits, the parser's: what ``from_json`` accepts,
+``format`` writes as KQL that parses back to the same query (numbers of at most
+MAX_DIGITS digits, MAX_DEPTH levels of nesting, MAX_QUERY_LENGTH characters).
 """
 
 from __future__ import annotations
@@ -14,16 +18,17 @@ from typing import Any
 
 from kql.language import ast
 from kql.language.errors import NOT_UNICODE, KQLError
+from kql.language.parser import MAX_DEPTH, MAX_DIGITS, MAX_QUERY_LENGTH
 
 VERSION = 1
 
 # ---- to JSON ---------------------------------------------------------------------------
 
 
-
-
 def to_json(query: ast.Query) -> dict[str, Any]:
     """The JSON form of ``query`` (spans are not part of it)."""
+    if query.filter is not None and ast.depth(query.filter) > MAX_DEPTH:  # a Query built in code: _expr recurses
+        raise KQLError("E007", f"expression is nested more than {MAX_DEPTH} levels deep", query.filter.span, None)
     return {
         "kql": VERSION,
         "filter": None if query.filter is None else _expr(query.filter),
@@ -40,7 +45,7 @@ def to_json(query: ast.Query) -> dict[str, Any]:
 
 
 def _expr(node: ast.Expr) -> dict[str, Any]:
-    # Depth is bounded by the parser's MAX_DEPTH (and by from_json's check).
+    # Depth is bounded by MAX_DEPTH: the parser's, from_json's and to_json's checks.
     if isinstance(node, ast.And):
         return {"and": [_expr(i) for i in node.items]}
     if isinstance(node, ast.Or):
@@ -98,7 +103,11 @@ class _Reader:
         if missing:
             raise self.fail(path, "missing " + ", ".join(sorted(missing)))
         if extra:
-            raise self.fail(path, "unexpected " + ", ".join(sorted(extra)))
+            raise self.fail(
+                path,
+                "unexpected "
+                + ", ".join(sorted(k if isinstance(k, str) and len(k) <= 40 else _shown(k) for k in extra)),
+            )
         return data
 
     def single(self, data: Any, path: str, kinds: dict[str, Callable[[Any, str], Any]]) -> Any:
@@ -106,7 +115,7 @@ class _Reader:
             raise self.fail(path, "expected an object with exactly one of " + ", ".join(kinds))
         ((kind, body),) = data.items()
         if kind not in kinds:
-            raise self.fail(path, f"unknown kind {kind!r}; expected one of " + ", ".join(kinds))
+            raise self.fail(path, f"unknown kind {_shown(kind)}; expected one of " + ", ".join(kinds))
         return kinds[kind](body, f"{path}.{kind}")
 
     def typed(self, data: Any, path: str, kind: type | tuple[type, ...], what: str) -> Any:
@@ -115,7 +124,11 @@ class _Reader:
         return data
 
     def integer(self, data: Any, path: str) -> int:
-        return int(self.typed(data, path, int, "an integer"))
+        """An integer the text form can write: at most MAX_DIGITS digits, as the parser reads them."""
+        number = int(self.typed(data, path, int, "an integer"))
+        if abs(number) >= 10**MAX_DIGITS:
+            raise self.fail(path, f"the number is too large: use at most {MAX_DIGITS} digits")
+        return number
 
     def string(self, data: Any, path: str) -> str:
         text = str(self.typed(data, path, str, "a string"))
@@ -123,17 +136,21 @@ class _Reader:
             raise self.fail(path, "the string holds a lone surrogate: it is not Unicode text")
         return text
 
-    def shaped(self, data: Any, path: str, pattern: re.Pattern[str], what: str) -> str:
-        """A string that must look like its KQL literal, so the query can be written as text."""
+    def shaped(self, data: Any, path: str, pattern: re.Pattern[str], what: str, word: bool = False) -> str:
+        """A string that must look like its KQL literal, so the query can be written as text.
+
+        A ``word`` stands alone in the text, so it cannot be a keyword; an id prefix,
+        a duration's unit or a segment name is part of a longer token, and can.
+        """
         text = self.string(data, path)
         from kql.language.parser import keywords
 
-        if not pattern.fullmatch(text) or text.lower() in keywords():
-            raise self.fail(path, f"{text!r} is not {what}")
+        if not pattern.fullmatch(text) or (word and text.lower() in keywords()):
+            raise self.fail(path, f"{_shown(text)} is not {what}")
         return text
 
     def name(self, data: Any, path: str) -> ast.Name:
-        return ast.Name(self.shaped(data, path, _NAME, "a name"))
+        return ast.Name(self.shaped(data, path, _NAME, "a name", word=True))
 
     def array(self, data: Any, path: str, nonempty: bool = False) -> list[Any]:
         items = list(self.typed(data, path, list, "an array"))
@@ -143,8 +160,8 @@ class _Reader:
 
     def query(self, data: Any) -> ast.Query:
         data = self.obj(data, "$", {"kql"}, {"filter", "sort", "select", "limit", "page"})
-        if data["kql"] != VERSION:
-            raise self.fail("$.kql", f"unsupported version {data['kql']!r}; this kql reads version {VERSION}")
+        if type(data["kql"]) is not int or data["kql"] != VERSION:
+            raise self.fail("$.kql", f"unsupported version {_shown(data['kql'])}; this kql reads version {VERSION}")
         sort = data.get("sort")
         select = data.get("select")
         limit = data.get("limit")
@@ -174,8 +191,6 @@ class _Reader:
         )
 
     def expr(self, data: Any, path: str) -> ast.Expr:
-        from kql.language.parser import MAX_DEPTH
-
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
@@ -208,8 +223,13 @@ class _Reader:
         data = self.obj(data, path, {"field", "op", "value"})
         op = self.string(data["op"], f"{path}.op")
         if op not in _OPS:
-            raise self.fail(f"{path}.op", f"unknown operator {op!r}")
+            raise self.fail(f"{path}.op", f"unknown operator {_shown(op)}")
         value = self.value(data["value"], f"{path}.value", allow_list=op == "in")
+        # The text form has `x in (…)` with a list, `x is null`, `x is not null`, and nothing else.
+        if op == "in" and not isinstance(value, ast.ValueList):
+            raise self.fail(f"{path}.value", 'the operator "in" takes {"list": […]}')
+        if op in ("is", "is_not") and not isinstance(value, ast.Null):
+            raise self.fail(f"{path}.value", f'the operator "{op}" takes {{"null": true}}')
         return ast.Comparison(self.name(data["field"], f"{path}.field"), op, value)
 
     def call(self, data: Any, path: str) -> ast.Call:
@@ -220,7 +240,7 @@ class _Reader:
 
     def value(self, data: Any, path: str, allow_list: bool) -> ast.Value:
         if allow_list and isinstance(data, dict) and list(data) == ["list"]:
-            items = self.array(data["list"], f"{path}.list")
+            items = self.array(data["list"], f"{path}.list", nonempty=True)
             return ast.ValueList(tuple(self.scalar(v, f"{path}.list[{i}]") for i, v in enumerate(items)))
         return self.scalar(data, path)
 
@@ -236,10 +256,15 @@ class _Reader:
                 "id": self.typed_id,
                 "ident": self.ident,
                 "date": lambda body, p: ast.Date(self.shaped(body, p, _DATE, "a date such as 2024-01-31")),
-                "null": lambda body, p: ast.Null(),
+                "null": self.null,
             },
         )
         return result
+
+    def null(self, data: Any, path: str) -> ast.Null:
+        if data is not True:
+            raise self.fail(path, "expected true")
+        return ast.Null()
 
     def ident(self, data: Any, path: str) -> ast.Ident:
         text = self.name(data, path).text
@@ -249,9 +274,8 @@ class _Reader:
 
     def duration(self, data: Any, path: str) -> ast.Duration:
         data = self.obj(data, path, {"amount", "unit"})
+        # A negative amount (-5d) parses as text; the validator refuses it in both forms (E208).
         amount = self.integer(data["amount"], f"{path}.amount")
-        if amount < 0:
-            raise self.fail(f"{path}.amount", "a duration is not negative")
         return ast.Duration(amount, self.shaped(data["unit"], f"{path}.unit", _UNIT, "a unit such as d"))
 
     def typed_id(self, data: Any, path: str) -> ast.TypedId:
@@ -262,13 +286,14 @@ class _Reader:
         return ast.TypedId(self.shaped(data["prefix"], f"{path}.prefix", _PREFIX, "an id prefix such as bc"), number)
 
 
+# The shapes of the grammar's terminals; ASCII digits only, as the lexer reads them.
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _PREFIX = re.compile(r"[A-Za-z]+")
-_TYPED = re.compile(r"[A-Za-z]+_\d+")
+_TYPED = re.compile(r"[A-Za-z]+_[0-9]+")
 _UNIT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_DECIMAL = re.compile(r"-?\d+\.\d+")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?")
+_DECIMAL = re.compile(r"-?[0-9]+\.[0-9]+")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?")
 _OPS = {"=", "!=", ">", "<", ">=", "<=", "~", "in", "ends_with", "starts_with", "is", "is_not"}
 
 
@@ -279,6 +304,55 @@ def from_json(data: Any) -> ast.Query:
 
         try:
             data = json.loads(data)
-        except ValueError as error:
-            raise KQLError("E009", f"invalid JSON: {error}", None, "see docs/query.schema.json") from None
-    return _Reader().query(data)
+        except RecursionError:  # json recurses once per level of nesting
+            raise KQLError(
+                "E009", f"invalid JSON query: nested far more than {MAX_DEPTH} levels deep", None, _HINT
+            ) from None
+        except ValueError as error:  # also a number too long for int(), and bytes that are not UTF-8
+            raise KQLError("E009", f"invalid JSON: {error}", None, _HINT) from None
+    query = _Reader().query(data)
+    _check_writable(query)
+    return query
+
+
+_HINT = "see docs/query.schema.json"
+
+
+def _check_writable(query: ast.Query) -> None:
+    """What the JSON form describes, the text form must say: the same limits, the same query."""
+    from kql.language.formatter import format_query
+    from kql.language.parser import parse
+
+    text = format_query(query)
+    if len(text) > MAX_QUERY_LENGTH:
+        raise KQLError(
+            "E006",
+            f"written as KQL, the query is {len(text):,} characters long; the limit is {MAX_QUERY_LENGTH:,}",
+            None,
+            "split it into saved segments, or simplify it",
+        )
+    try:
+        again = parse(text)
+    except KQLError as error:
+        message = f"invalid JSON query at $: it cannot be written as KQL ({error.message})"
+        raise KQLError("E009", message, None, _HINT) from None
+    if again != query:
+        raise KQLError("E009", "invalid JSON query at $: it cannot be written as KQL", None, _HINT)
+
+
+def _shown(value: object) -> str:
+    """A value for an error message: short, and never a repr that could fail (huge ints, deep lists)."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
+    if isinstance(value, bool) or value is None:
+        return json_literal(value)
+    if isinstance(value, int):
+        return str(value) if abs(value) < 10**MAX_DIGITS else f"a number of more than {MAX_DIGITS} digits"
+    return f"a JSON {_JSON_TYPES.get(type(value), type(value).__name__)}"
+
+
+def json_literal(value: bool | None) -> str:
+    return "null" if value is None else ("true" if value else "false")
+
+
+_JSON_TYPES = {dict: "object", list: "array", float: "number"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ MAX_DEPTH = 64
 # Longer digit strings are not ids, counts or days; Python's int() also refuses huge ones.
 MAX_DIGITS = 19
 
-_TYPED_ID = re.compile(r"([A-Za-z]+)_(\d+)\Z")
+_TYPED_ID = re.compile(r"([A-Za-z]+)_([0-9]+)\Z")
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "n": "\n", "t": "\t", "/": "/"}
 
 # How Lark's terminal names read in an error message.
@@ -140,7 +141,7 @@ def _value(token: Any) -> ast.Scalar:
     if kind == "DECIMAL":
         return ast.Decimal(text, span=span)
     if kind == "DURATION":
-        match = re.match(r"-?\d+", text)
+        match = re.match(r"-?[0-9]+", text)
         assert match is not None
         return ast.Duration(_int(token, match.group()), text[match.end() :], span=span)
     if kind == "DATE":
@@ -364,6 +365,13 @@ def _unexpected_character(text: str, pos: int, expected: Any) -> KQLError:
             "unterminated string",
             Span(pos, len(text) if line_end == -1 else line_end),
             f"close it with {char}; write a newline inside a string as \\n",
+        )
+    if char.isdecimal():  # a digit of another script: ١٠٠ is not sent as 100, so it is not read as one
+        return KQLError(
+            "E001",
+            f"unexpected character {char!r}: kql reads numbers written with the digits 0-9",
+            Span(pos, pos + 1),
+            f"write {unicodedata.decimal(char)} for {char!r}",
         )
     return KQLError(
         "E001",

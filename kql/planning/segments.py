@@ -9,23 +9,34 @@ description = "Top spenders"
 The file is found from ``--segments PATH``, then ``$KQL_SEGMENTS``, then
 ``kql.toml`` in the working directory. Problems are reported with the file and
 the line of the segment they are in.
+
+A segments file is untrusted input: expanding a query costs time linear in the
+file (each segment is expanded once), a chain of references is at most
+MAX_CHAIN segments long, and a query written out in full is at most the parser's
+MAX_QUERY_LENGTH characters.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
 
 from kql.language import ast
-from kql.language.errors import KQLError, KQLErrors, Span, did_you_mean
+from kql.language.errors import KQLError, KQLErrors, Span, did_you_mean, raise_all
+from kql.language.parser import MAX_DEPTH, MAX_QUERY_LENGTH, parse
+from kql.planning.names import not_about_names
+from kql.planning.validate import validate
 
 ENV_VAR = "KQL_SEGMENTS"
 DEFAULT_FILE = "kql.toml"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+_KEYS = ("query", "description")
+# How many segments one chain of references may pass through (@a uses @b uses @c …).
+MAX_CHAIN = 64
 
 
 @attrs.frozen(slots=True)
@@ -62,6 +73,8 @@ class Segments:
 
     segments: dict[str, Segment]
     path: str | None = None
+    # Each segment's query parsed once, on first use.
+    _parsed: dict[str, ast.Query] = attrs.field(factory=dict, init=False, eq=False, repr=False)
 
     def __iter__(self) -> Iterator[Segment]:
         return iter(self.segments.values())
@@ -75,79 +88,164 @@ class Segments:
     def get(self, name: str) -> Segment | None:
         return self.segments.get(name)
 
+    def parsed(self, segment: Segment) -> ast.Query:
+        """``segment``'s query, parsed (SegmentError if it does not parse)."""
+        query = self._parsed.get(segment.name)
+        if query is None:
+            query = self._parsed[segment.name] = _parse(segment)
+        return query
+
     def expand(self, query: ast.Query) -> ast.Query:
         """``query`` with every ``@name`` replaced by that segment's filter (see module doc)."""
+        if not _refs(query):
+            return query
         return _Expander(self).query(query)
 
     def check(self) -> list[KQLError]:
-        """Every problem of every segment: syntax, registry, unknown references, cycles."""
-        from kql.planning.names import not_about_names
-        from kql.planning.validate import validate
+        """Every problem of every segment: syntax, registry, unknown references, cycles.
 
+        One expander serves every segment, so each is expanded once and a problem
+        that breaks many segments (a cycle, a broken segment others use) is reported once.
+        """
         problems: list[KQLError] = []
+        reported: set[tuple[str, str, Span | None, str]] = set()
+        expander = _Expander(self)
         for segment in self:
-            try:
-                parsed = _parse(segment)
-                # Its own problems first, all of them; then what expansion finds
-                # (cycles, segments with clauses used inside an expression).
-                try:
-                    validate(parsed, segment.query, segments=self.segments)
-                except KQLError as error:
-                    # Tag, offer and product names are fine in a segment: kql run resolves them.
-                    others = not_about_names(error.errors, parsed)
-                    if others:
-                        raise KQLErrors(others) from None
-                _Expander(self).query(parsed, segment)
-            except SegmentError as error:
-                problems.append(error)
-            except KQLError as error:
-                problems.extend(SegmentError(segment, e) for e in error.errors)
+            for problem in self._problems(segment, expander):
+                where = problem.segment.name if isinstance(problem, SegmentError) else segment.name
+                key = (where, problem.code, problem.span, problem.message)
+                if key not in reported:
+                    reported.add(key)
+                    problems.append(problem)
         return problems
+
+    def _problems(self, segment: Segment, expander: _Expander) -> list[KQLError]:
+        try:
+            parsed = self.parsed(segment)
+            # Its own problems first, all of them; then what expansion finds
+            # (cycles, segments with clauses used inside an expression).
+            try:
+                validate(parsed, segment.query, segments=self.segments)
+            except KQLError as error:
+                # Tag, offer and product names are fine in a segment: kql run resolves them.
+                others = not_about_names(error.errors, parsed)
+                if others:
+                    raise KQLErrors(others) from None
+            expander.resolve(ast.SegmentRef(segment.name), None)
+        except SegmentError as error:
+            return [error]
+        except KQLError as error:
+            return [SegmentError(segment, e) for e in error.errors]
+        return []
 
 
 def from_text(text: str, path: str | None = None) -> Segments:
-    """Segments from TOML text. Raises KQLError (E012) naming file and line."""
-    import tomllib
-
+    """Segments from TOML text. Raises KQLError (E012, every problem at once) naming file and line."""
     where = path or "<segments>"
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise KQLError("E012", f"{where}: not valid TOML: {error}", None, "see docs/segments.md") from None
+    data = _toml(text, where)
+    lines = text.splitlines()
+    problems: list[KQLError] = []
     table = data.get("segments", {})
-    unknown = set(data) - {"segments"}
-    if unknown or not isinstance(table, dict):
-        raise KQLError(
-            "E012",
-            f"{where}: expected only a [segments] table, found {', '.join(sorted(unknown)) or 'segments = …'}",
-            None,
-            'write each segment as [segments.NAME] with query = "…"',
+    for key in data:
+        if key != "segments":
+            problems.append(
+                KQLError(
+                    "E012",
+                    f"{where}:{_top_line(lines, key) or '?'}: expected only a [segments] table, found {key}",
+                    None,
+                    did_you_mean(key, ["segments"]) or 'write each segment as [segments.NAME] with query = "…"',
+                )
+            )
+    if not isinstance(table, dict):
+        problems.append(
+            KQLError(
+                "E012",
+                f"{where}:{_top_line(lines, 'segments') or '?'}: expected only a [segments] table, found segments = …",
+                None,
+                'write each segment as [segments.NAME] with query = "…"',
+            )
         )
-    lines = _query_lines(text.splitlines())
+        table = {}
+    query_lines = _query_lines(lines)
     segments: dict[str, Segment] = {}
     for name, body in table.items():
-        line = lines.get(name)
-        at = f"{where}:{line or '?'}"
-        if not _NAME.match(name):
-            raise KQLError("E012", f"{at}: '{name}' cannot be a segment name", None, "use letters, digits, _ and -")
-        if not isinstance(body, dict) or not isinstance(body.get("query"), str):
-            raise KQLError("E012", f"{at}: segment '{name}' needs query = \"…\"", None, "see docs/segments.md")
-        extra = set(body) - {"query", "description"}
-        if extra:
-            raise KQLError("E012", f"{at}: segment '{name}' has unknown keys: {', '.join(sorted(extra))}", None, None)
-        description = body.get("description")
-        if description is not None and not isinstance(description, str):
-            raise KQLError("E012", f"{at}: the description of '{name}' must be a string", None, None)
-        segments[name] = Segment(name, body["query"], description, path, line)
+        segment = _segment(name, body, where, path, query_lines.get(name), lines, problems)
+        if segment is not None:
+            segments[name] = segment
+    raise_all(problems, None)
     return Segments(segments, path)
+
+
+def _toml(text: str, where: str) -> dict[str, object]:
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except RecursionError:  # tomllib recurses once per level of nested arrays and tables
+        raise KQLError("E012", f"{where}: nested too deeply to read", None, "segments files are flat tables") from None
+    except ValueError as error:  # TOMLDecodeError, and int() of a number too long to convert
+        raise KQLError("E012", f"{where}: not valid TOML: {error}", None, "see docs/segments.md") from None
+
+
+def _segment(
+    name: str,
+    body: object,
+    where: str,
+    path: str | None,
+    line: int | None,
+    lines: list[str],
+    problems: list[KQLError],
+) -> Segment | None:
+    """One ``[segments.NAME]`` table as a Segment; its problems go to ``problems``."""
+    at = f"{where}:{line or _key_line(lines, name, None) or '?'}"
+    found = len(problems)
+    if not _NAME.match(name):
+        problems.append(
+            KQLError("E012", f"{at}: '{name}' cannot be a segment name", None, "use letters, digits, _ and -")
+        )
+    if not isinstance(body, dict):
+        problems.append(KQLError("E012", f"{at}: segment '{name}' needs query = \"…\"", None, "see docs/segments.md"))
+        return None
+    if not isinstance(body.get("query"), str):
+        problems.append(KQLError("E012", f"{at}: segment '{name}' needs query = \"…\"", None, "see docs/segments.md"))
+    extra = [key for key in body if key not in _KEYS]
+    if extra:
+        first = _key_line(lines, name, extra[0])
+        hints = [f"{h.removesuffix('?')} (for '{k}')?" for k in extra if (h := did_you_mean(k, _KEYS))]
+        problems.append(
+            KQLError(
+                "E012",
+                f"{where}:{first or line or '?'}: segment '{name}' has unknown keys: {', '.join(extra)}",
+                None,
+                " ".join(hints) or "a segment has query (required) and description",
+            )
+        )
+    description = body.get("description")
+    if description is not None and not isinstance(description, str):
+        at_description = f"{where}:{_key_line(lines, name, 'description') or line or '?'}"
+        problems.append(KQLError("E012", f"{at_description}: the description of '{name}' must be a string", None, None))
+    if len(problems) > found:
+        return None
+    return Segment(name, body["query"], description, path, line)
 
 
 def load(path: str | os.PathLike[str]) -> Segments:
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        data = file.read_bytes()
     except OSError as error:
         raise KQLError("E012", f"cannot read segments file {file}: {error.strerror}", None, None) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise KQLError(
+            "E012",
+            f"{file}:{line}: not UTF-8 text (byte 0x{data[error.start]:02x} at column {column})",
+            None,
+            "save the segments file as UTF-8",
+        ) from None
     return from_text(text, str(file))
 
 
@@ -160,6 +258,19 @@ def find(explicit: str | None = None) -> Path | None:
         return Path(from_env)
     default = Path(DEFAULT_FILE)
     return default if default.is_file() else None
+
+
+def for_query(query: ast.Query, explicit: str | None = None) -> Segments | None:
+    """The segments ``query`` needs, or None.
+
+    A file given explicitly is always read (a wrong path should say so); a
+    discovered one (``$KQL_SEGMENTS``, ``./kql.toml``) only when the query uses
+    ``@name``, so a broken kql.toml cannot break a query that does not use it.
+    """
+    if not explicit and not uses_segments(query):
+        return None
+    path = find(explicit)
+    return None if path is None else load(path)
 
 
 _HEADER = re.compile(r"""\s*\[\s*segments\s*\.\s*(?:"([^"]+)"|'([^']+)'|([A-Za-z0-9_-]+))\s*\]""")
@@ -198,56 +309,225 @@ def _query_lines(lines: list[str]) -> dict[str, int]:
 
 
 def _parse(segment: Segment) -> ast.Query:
-    from kql.language.parser import parse
-
     try:
         return parse(segment.query)
     except KQLError as error:
         raise SegmentError(segment, error.errors[0]) from None
 
 
+def _top_line(lines: list[str], key: str) -> int | None:
+    """The line of a top-level table or key (for errors)."""
+    pattern = re.compile(rf"\s*(\[\s*{re.escape(key)}\b|\[\[\s*{re.escape(key)}\b|{re.escape(key)}\s*[.=])")
+    return next((n for n, text in enumerate(lines, start=1) if pattern.match(text)), None)
+
+
+def _key_line(lines: list[str], name: str, key: str | None) -> int | None:
+    """The line of ``key`` in segment ``name`` (of its table when ``key`` is None); error path only."""
+    quoted = rf"(?:{re.escape(name)}|\"{re.escape(name)}\"|'{re.escape(name)}')"
+    header = re.compile(rf"\s*\[\s*segments\s*\.\s*{quoted}\s*\]")
+    elsewhere = re.compile(rf"\s*(?:segments\s*\.\s*)?{quoted}\s*(?:=\s*\{{|\.\s*{re.escape(key or '')})")
+    own = re.compile(rf"\s*[\"']?{re.escape(key or '')}[\"']?\s*=")
+    table: int | None = None
+    for number, text in enumerate(lines, start=1):
+        if header.match(text):
+            table = number
+            if key is None:
+                return number
+        elif text.lstrip().startswith("["):
+            table = None
+        elif (key is not None and table is not None and own.match(text)) or elsewhere.match(text):
+            return number
+    return None
+
+
 class _Expander:
+    """Expands segments, each one once (its expansion is shared: AST nodes are frozen).
+
+    The references between segments are walked with an explicit stack, so a long
+    chain costs a loop, not a RecursionError. Before a segment's expansion is built,
+    its written-out size and nesting depth are worked out from those of the segments
+    it uses, so ``@s1 or @s1`` chained 16 deep is refused at once instead of being
+    built 65,536 times over.
+    """
+
     def __init__(self, segments: Segments) -> None:
         self.segments = segments
-        self.stack: list[str] = []
+        self.done: dict[str, ast.Query] = {}  # name -> its query with every @ref expanded
+        self.failed: dict[str, KQLError] = {}  # name -> why it cannot be expanded
+        self.size: dict[str, int] = {}  # name -> characters of its query written out in full
+        self.depth: dict[str, int] = {}  # name -> nesting depth of its expanded filter
+        self.chain: dict[str, int] = {}  # name -> segments in its longest chain of references
 
-    def query(self, query: ast.Query, inside: Segment | None = None) -> ast.Query:
+    def query(self, query: ast.Query) -> ast.Query:
+        """The user's ``query`` with every ``@name`` replaced (errors point at the ``@name``)."""
+        refs = _refs(query)
+        for ref in refs:
+            self.resolve(ref, None)
+        written = sum(self.size[ref.name] for ref in refs)
+        if written > MAX_QUERY_LENGTH:
+            names = ", ".join(dict.fromkeys("@" + ref.name for ref in refs))
+            raise KQLError(
+                "E006",
+                f"with {names} written out, the query is {written:,} characters long; "
+                f"the limit is {MAX_QUERY_LENGTH:,}",
+                refs[0].span,
+                "segments that use each other several times grow fast: simplify them",
+            )
         if isinstance(query.filter, ast.SegmentRef):
             # `@vip sort name`: the segment's own clauses apply unless the query sets them.
-            referenced = self.segment_query(query.filter, inside)
-            clauses = {k: getattr(query, k) or getattr(referenced, k) for k in ("sort", "select", "limit", "page")}
+            ref = query.filter
+            referenced = _respan(self.done[ref.name], ref.span)
+            clauses = {k: getattr(query, k) or getattr(referenced, k) for k in _CLAUSE_NAMES}
             return ast.Query(filter=referenced.filter, **clauses, span=query.span)
         if query.filter is None:
             return query
-        return attrs.evolve(query, filter=self.expr(query.filter, inside))
-
-    def segment_query(self, ref: ast.SegmentRef, inside: Segment | None) -> ast.Query:
-        segment = self.segments.get(ref.name)
-        if segment is None:
-            hint = did_you_mean("@" + ref.name, ["@" + n for n in self.segments.segments]) or (
-                f"defined: {', '.join('@' + n for n in self.segments.segments)}" if self.segments.segments else None
-            )
-            raise self.error(KQLError("E106", f"unknown segment '@{ref.name}'", ref.span, hint), inside)
-        if ref.name in self.stack:
-            cycle = " -> ".join("@" + n for n in [*self.stack[self.stack.index(ref.name) :], ref.name])
-            raise self.error(
-                KQLError("E013", f"segments refer to each other in a cycle: {cycle}", ref.span, "break the cycle"),
-                inside,
-            )
-        self.stack.append(ref.name)
-        try:
-            expanded = self.query(_parse(segment), segment)
-        finally:
-            self.stack.pop()
-        _check_depth(expanded, ref, inside, self)
-        # Positions inside the segment mean nothing in the query that uses it:
+        # Positions inside a segment mean nothing in the query that uses it:
         # point everything at the `@name` that brought it in.
-        return _respan(expanded, ref.span)
+        filter_, _ = self.build(query.filter, None, lambda ref, q: _respan(q, ref.span))
+        return attrs.evolve(query, filter=filter_)
 
-    def expr(self, node: ast.Expr, inside: Segment | None) -> ast.Expr:
+    def resolve(self, ref: ast.SegmentRef, inside: Segment | None) -> ast.Query:
+        """The expansion of the segment ``ref`` names, computing it (and what it uses) once."""
+        if ref.name in self.failed:
+            raise self.failed[ref.name]
+        if ref.name not in self.done:
+            self.walk(ref, inside)
+        return self.done[ref.name]
+
+    def walk(self, root: ast.SegmentRef, inside: Segment | None) -> None:
+        """Depth-first over the references from ``root``; then each segment is finished after those it uses."""
+        self.known(root, inside)
+        order: list[Segment] = []  # post-order: every segment after the segments it uses
+        path: list[Segment] = []
+        pending: list[list[ast.SegmentRef]] = []
+        on_path: set[str] = set()
+        seen: set[str] = set()
+
+        def enter(segment: Segment) -> None:
+            path.append(segment)
+            on_path.add(segment.name)
+            seen.add(segment.name)
+            pending.append(list(reversed(_refs(self.segments.parsed(segment)))))
+
+        try:
+            enter(self.segments.segments[root.name])
+            while path:
+                if not pending[-1]:
+                    pending.pop()
+                    on_path.discard(path[-1].name)
+                    order.append(path.pop())
+                    continue
+                ref, current = pending[-1].pop(), path[-1]
+                if ref.name in self.failed:
+                    raise self.failed[ref.name]
+                self.known(ref, current)
+                if ref.name in on_path:
+                    names = [s.name for s in path]
+                    cycle = " -> ".join("@" + n for n in [*names[names.index(ref.name) :], ref.name])
+                    raise SegmentError(
+                        current,
+                        KQLError(
+                            "E013", f"segments refer to each other in a cycle: {cycle}", ref.span, "break the cycle"
+                        ),
+                    )
+                if ref.name not in self.done and ref.name not in seen:
+                    enter(self.segments.segments[ref.name])
+        except KQLError as error:
+            # Every segment on the path depends on the broken one: remember, and report it once.
+            for segment in path:
+                self.failed.setdefault(segment.name, error)
+            raise
+        for segment in order:
+            try:
+                self.finish(segment)
+            except KQLError as error:
+                self.failed[segment.name] = error
+                raise
+
+    def known(self, ref: ast.SegmentRef, inside: Segment | None) -> None:
+        if ref.name in self.segments:
+            return
+        names = ["@" + n for n in self.segments.segments]
+        hint = did_you_mean("@" + ref.name, names) or (f"defined: {', '.join(names)}" if names else None)
+        raise self.error(KQLError("E106", f"unknown segment '@{ref.name}'", ref.span, hint), inside)
+
+    def longest_chain(self, segment: Segment, refs: list[ast.SegmentRef]) -> int:
+        """Segments in the longest chain of references from ``segment``: at most MAX_CHAIN."""
+        chain = 1 + max((self.chain[r.name] for r in refs), default=0)
+        if chain <= MAX_CHAIN:
+            return chain
+        names = [segment.name]
+        while len(names) <= MAX_CHAIN:  # follow the longest branch down, for the message
+            below = _refs(self.segments.parsed(self.segments.segments[names[-1]]))
+            if not below:
+                break
+            names.append(max(below, key=lambda r: self.chain.get(r.name, 0)).name)
+        shown = ["@" + n for n in names[:3]] + ["…", "@" + names[-1]]
+        raise SegmentError(
+            segment,
+            KQLError(
+                "E007",
+                f"'@{segment.name}' refers through a chain of more than {MAX_CHAIN} segments: "
+                + " -> ".join(shown),
+                refs[0].span,
+                f"segments may use segments that use segments … {MAX_CHAIN} deep at most",
+            ),
+        )
+
+    def finish(self, segment: Segment) -> None:
+        """Build ``segment``'s expansion from the finished expansions of the segments it uses."""
+        parsed = self.segments.parsed(segment)
+        refs = _refs(parsed)
+        size = len(segment.query) + sum(self.size[r.name] + 2 - len(r.name) - 1 for r in refs)
+        if size > MAX_QUERY_LENGTH:
+            raise SegmentError(
+                segment,
+                KQLError(
+                    "E006",
+                    f"segment '@{segment.name}' written out in full is {size:,} characters long; "
+                    f"the limit of a query is {MAX_QUERY_LENGTH:,}",
+                    refs[0].span if refs else None,
+                    "segments that use each other several times grow fast: simplify them",
+                ),
+            )
+        self.size[segment.name] = size
+        self.chain[segment.name] = self.longest_chain(segment, refs)
+        if isinstance(parsed.filter, ast.SegmentRef):
+            referenced = self.done[parsed.filter.name]
+            clauses = {k: getattr(parsed, k) or getattr(referenced, k) for k in _CLAUSE_NAMES}
+            expanded = ast.Query(filter=referenced.filter, **clauses, span=parsed.span)
+            depth = self.depth[parsed.filter.name]
+        elif parsed.filter is None:
+            expanded, depth = parsed, 0
+        else:
+            filter_, depth = self.build(parsed.filter, segment, lambda ref, q: q)
+            expanded = attrs.evolve(parsed, filter=filter_)
+        if depth > MAX_DEPTH:
+            raise SegmentError(
+                segment,
+                KQLError(
+                    "E007",
+                    f"segment '@{segment.name}' expands to more than {MAX_DEPTH} levels of nesting",
+                    refs[0].span if refs else None,
+                    "flatten it: 'a and (b and c)' is 'a and b and c'",
+                ),
+            )
+        self.depth[segment.name] = depth
+        self.done[segment.name] = expanded
+
+    def build(
+        self,
+        node: ast.Expr,
+        inside: Segment | None,
+        place: Callable[[ast.SegmentRef, ast.Query], ast.Query],
+    ) -> tuple[ast.Expr, int]:
+        """``node`` with each ``@ref`` in it replaced (the segments are finished), and its depth.
+
+        Recursion follows the nesting of one query (at most MAX_DEPTH, the parser's limit).
+        """
         if isinstance(node, ast.SegmentRef):
-            referenced = self.segment_query(node, inside)
-            clauses = [k for k in ("sort", "select", "limit", "page") if getattr(referenced, k) is not None]
+            referenced = place(node, self.resolve(node, inside))
+            clauses = [k for k in _CLAUSE_NAMES if getattr(referenced, k) is not None]
             if clauses:
                 raise self.error(
                     KQLError(
@@ -262,28 +542,36 @@ class _Expander:
                 raise self.error(
                     KQLError("E014", f"segment '@{node.name}' has no filter", node.span, "give it a query"), inside
                 )
-            return referenced.filter
+            return referenced.filter, self.depth[node.name]
         if isinstance(node, ast.And | ast.Or):
-            return attrs.evolve(node, items=tuple(self.expr(i, inside) for i in node.items))
+            built = [self.build(item, inside, place) for item in node.items]
+            return attrs.evolve(node, items=tuple(b for b, _ in built)), 1 + max(d for _, d in built)
         if isinstance(node, ast.Not):
-            return attrs.evolve(node, item=self.expr(node.item, inside))
-        return node
+            item, depth = self.build(node.item, inside, place)
+            return attrs.evolve(node, item=item), 1 + depth
+        return node, 1
 
     def error(self, error: KQLError, inside: Segment | None) -> KQLError:
         return SegmentError(inside, error) if inside is not None else error
 
 
-def _check_depth(query: ast.Query, ref: ast.SegmentRef, inside: Segment | None, expander: _Expander) -> None:
-    from kql.language.parser import MAX_DEPTH
+_CLAUSE_NAMES = ("sort", "select", "limit", "page")
 
-    if query.filter is not None and ast.depth(query.filter) > MAX_DEPTH:
-        raise expander.error(
-            KQLError("E007", f"'@{ref.name}' expands to more than {MAX_DEPTH} levels of nesting", ref.span, None),
-            inside,
-        )
+
+def _refs(query: ast.Query) -> list[ast.SegmentRef]:
+    """The ``@name`` references of a query, in the order they are written."""
+    if query.filter is None:
+        return []
+    return [node for node in ast.walk(query.filter) if isinstance(node, ast.SegmentRef)]
+
+
+def uses_segments(query: ast.Query) -> bool:
+    return bool(_refs(query))
 
 
 def _respan(query: ast.Query, span: Span | None) -> ast.Query:
+    """``query`` with every node's span set to ``span`` (recursion follows the nesting: MAX_DEPTH)."""
+
     def move(node: object) -> object:
         if isinstance(node, tuple):
             return tuple(move(n) for n in node)

@@ -16,6 +16,7 @@ import attrs
 from kql.language import ast
 from kql.language.errors import KQLError, did_you_mean, raise_all
 from kql.language.formatter import format_value, quote
+from kql.language.parser import MAX_DEPTH
 from kql.planning.names import CATALOGUES
 from kql.registry import Attribute, Filter, Registry, registry
 from kql.registry.operators import ATTRIBUTE_OPS, derivable_ops
@@ -90,6 +91,7 @@ def validate(
     ``@name`` references are accepted when ``name`` is in ``segments`` (used to
     check a segment on its own, before expansion).
     """
+    _check_depth(query, source)
     checker = _Checker(reg or registry(), segments)
     typed = checker.expr(query.filter) if query.filter is not None else None
     sort = checker.sort(query.sort)
@@ -460,6 +462,13 @@ class _Checker:
         if number.value <= 0:
             self.fail("E208", f"{what} must be at least 1; got {number.value}", number, f"e.g. {_EXAMPLES[what]}")
         return number.value
+
+
+def _check_depth(query: ast.Query, source: str | None) -> None:
+    """The parser bounds nesting; a Query built in code must obey the same bound (the checker recurses)."""
+    if query.filter is not None and ast.depth(query.filter) > MAX_DEPTH:
+        error = KQLError("E007", f"expression is nested more than {MAX_DEPTH} levels deep", query.filter.span, None)
+        raise error.with_source(source) if source is not None else error
 
 
 def _shown(value: ast.Value) -> str:
