@@ -126,6 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--segments", metavar="PATH", help="segments file (default: $KQL_SEGMENTS or ./kql.toml)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--no-pager", action="store_true", help="never page a table taller than the terminal ($KQL_PAGER, $PAGER, less)"
+    )
     return parser
 
 
@@ -253,31 +256,89 @@ def connect(args: argparse.Namespace, secrets: list[str]) -> Iterator[Client]:
 
 
 def _stream(client: Client, compiled: Any, args: argparse.Namespace, fmt: str) -> int:
+    import time
+
     from kql.cli.output import open_output
     from kql.cli.progress import ProgressBar
-    from kql.cli.render import write
 
+    started = time.monotonic()
     customers = client.customers(compiled, limit=args.limit)
-    show_bar = not args.no_progress and sys.stderr.isatty()
+    limit = min(x for x in (args.limit, compiled.limit, 2**63) if x is not None)
+    to_terminal = args.output is None and sys.stdout.isatty()
+    # Rows streamed to the terminal the bar is drawn on would be torn by it: they are their own
+    # progress. A table is written only after the run, once the bar is cleared.
+    streamed_here = to_terminal and fmt != "table" and _same_terminal()
+    show_bar = not args.no_progress and sys.stderr.isatty() and not streamed_here
     try:
         with contextlib.ExitStack() as stack:
-            if show_bar:
-                stack.enter_context(ProgressBar(customers, sys.stderr))
-            out = stack.enter_context(open_output(args.output)) if args.output else sys.stdout
-            write(customers, out, fmt, _selected(compiled))
-            out.flush()
+            bar = stack.enter_context(ProgressBar(customers, sys.stderr, limit=limit)) if show_bar else None
+            if fmt == "table":
+                count = _table(customers, compiled, args, bar, to_terminal)
+            else:
+                from kql.cli.render import write
+
+                out = stack.enter_context(open_output(args.output)) if args.output else sys.stdout
+                count = write(customers, out, fmt, _selected(compiled))
+                out.flush()
     finally:
         customers.close()
         for warning in customers.warnings:
             print(f"warning: {warning}", file=sys.stderr)
     if compiled.matches_nothing:
         print("note: these filters contradict each other; no customer matches (no request was made)", file=sys.stderr)
+    if args.output:
+        noun = "customer" if count == 1 else "customers"
+        print(f"kql run: wrote {count:,} {noun} to {args.output} in {time.monotonic() - started:.1f}s", file=sys.stderr)
     return EXIT_OK
+
+
+def _table(customers: Any, compiled: Any, args: argparse.Namespace, bar: Any, to_terminal: bool) -> int:
+    """Read every row (a table is sized from all of them), clear the bar, then write: paged when taller."""
+    from kql.cli import pager
+    from kql.cli.output import open_output
+    from kql.cli.render import Table
+
+    table = Table(_selected(compiled))
+    try:
+        table.extend(customers)
+    except BaseException:
+        table.close()
+        raise
+    if bar is not None:
+        bar.clear()
+    size = pager.terminal_size(sys.stdout) if to_terminal else None
+    command = pager.command() if size is not None and not args.no_pager and table.height > size.lines else None
+    with contextlib.ExitStack() as stack:
+        stack.callback(table.close)
+        if command is not None:
+            out = stack.enter_context(pager.paged(command))
+        else:
+            out = stack.enter_context(open_output(args.output)) if args.output else sys.stdout
+        for line in table.lines(size.columns if size is not None else None):
+            out.write(line)
+        out.flush()
+    return table.rows
+
+
+def _same_terminal() -> bool:
+    """Whether stdout and stderr are the same terminal (the bar and the rows would share it)."""
+    try:
+        out, err = os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return True
+    return (out.st_dev, out.st_ino, out.st_rdev) == (err.st_dev, err.st_ino, err.st_rdev)
 
 
 def _default_format(output: str | None) -> str:
     if output:
-        return _EXTENSIONS.get(os.path.splitext(output)[1].lower(), "ndjson")
+        extension = os.path.splitext(output)[1].lower()
+        if extension and extension not in _EXTENSIONS:
+            known = ", ".join(_EXTENSIONS)
+            raise OutputError(
+                f"--output {output}: cannot tell the format from {extension!r} (known: {known}); "
+                "or give --format table|json|ndjson|csv"
+            )
+        return _EXTENSIONS.get(extension, "ndjson")
     return "table" if sys.stdout.isatty() else "ndjson"
 
 
