@@ -89,13 +89,19 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kql run",
         description="Run a KQL query against the Kajabi API (or the built-in sandbox) and stream the customers.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
-            "credentials: --token or KAJABI_TOKEN, or KAJABI_CLIENT_ID + KAJABI_CLIENT_SECRET (OAuth). "
-            "exit codes: 0 ok, 2 invalid query/usage, 3 API refused, 4 network/server failure. "
-            "Without 'sort', customers come oldest first (ascending created_at). Docs: docs/executor.md"
+            "examples:\n"
+            "  kql run --sandbox 'net_revenue > 100 select name, email sort -net_revenue limit 5'\n"
+            "  kql run 'has_tag(tag_5) and opened(bc_9)' -o vip.csv\n"
+            "  kql run -f vip.kql | jq .email\n\n"
+            "credentials: --token or KAJABI_TOKEN, or KAJABI_CLIENT_ID + KAJABI_CLIENT_SECRET (OAuth).\n"
+            "exit codes: 0 ok, 2 invalid query/usage, 3 API refused, 4 network/server failure.\n"
+            "Without 'sort', customers come oldest first (ascending created_at). More: kql help executor"
         ),
     )
     parser.add_argument("expr", nargs="?", default="-", help="the KQL query ('-' or nothing reads it from stdin)")
+    parser.add_argument("-f", "--file", metavar="FILE", help="read the query from FILE ('-' for stdin)")
     add_connection_arguments(parser)
     parser.add_argument(
         "--format",
@@ -124,7 +130,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="refuse, before sending anything, a plan that needs more than N listings (see kql explain)",
     )
-    parser.add_argument("--segments", metavar="PATH", help="segments file (default: $KQL_SEGMENTS or ./kql.toml)")
+    parser.add_argument(
+        "--segments", metavar="PATH", help="segments file (default: $KQL_SEGMENTS, else kql.toml here or above)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument(
         "--no-pager", action="store_true", help="never page a table taller than the terminal ($KQL_PAGER, $PAGER, less)"
@@ -195,9 +203,12 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def _run(args: argparse.Namespace, secrets: list[str]) -> int:
-    text = _read_expr(args.expr)
-    if text is None:
-        print("kql run: give a query as an argument, or pipe one on stdin", file=sys.stderr)
+    from kql.cli.inputs import UsageError, read_query
+
+    try:
+        text = read_query(args.expr, args.file)
+    except UsageError as error:
+        print(f"kql run: {error}", file=sys.stderr)
         return EXIT_USAGE
     if args.output == "-":
         args.output = None  # the usual spelling of standard output
@@ -388,14 +399,6 @@ def _prepare(query: Any, text: str, max_requests: int | None) -> Any:
     from kql.planning.planner import compile_or_plan
 
     return compile_or_plan(query, max_requests=max_requests, source=text)
-
-
-def _read_expr(expr: str) -> str | None:
-    if expr != "-":
-        return expr
-    if sys.stdin is None or sys.stdin.isatty():
-        return None
-    return sys.stdin.read()
 
 
 def _selected(target: Any) -> Any:

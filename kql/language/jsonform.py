@@ -1,7 +1,7 @@
 """The stable JSON form of a query: ``{"kql": 1, …}``, for storing and exchanging queries.
 
 The form mirrors the AST one node per object, each object with exactly one key
-naming the node kind. Its JSON Schema is docs/query.schema.json. ``from_json``
+naming the node kind. Its JSON Schema is docs/query.schema.json (``kql help query.schema``). ``from_json``
 checks the shape and raises KQLError (E009) naming the path of what is wrong;
 ``from_json(to_json(q)) == q`` for every query.
 """
@@ -88,7 +88,7 @@ class _Reader:
         self.depth = 0
 
     def fail(self, path: str, message: str) -> KQLError:
-        return KQLError("E009", f"invalid JSON query at {path}: {message}", None, "see docs/query.schema.json")
+        return KQLError("E009", f"invalid JSON query at {path}: {message}", None, "see kql help query.schema (the JSON Schema)")
 
     def obj(self, data: Any, path: str, keys: set[str], optional: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
         if not isinstance(data, dict):
@@ -280,5 +280,5 @@ def from_json(data: Any) -> ast.Query:
         try:
             data = json.loads(data)
         except ValueError as error:
-            raise KQLError("E009", f"invalid JSON: {error}", None, "see docs/query.schema.json") from None
+            raise KQLError("E009", f"invalid JSON: {error}", None, "see kql help query.schema (the JSON Schema)") from None
     return _Reader().query(data)

@@ -7,7 +7,9 @@ description = "Top spenders"
 ```
 
 The file is found from ``--segments PATH``, then ``$KQL_SEGMENTS``, then
-``kql.toml`` in the working directory. Problems are reported with the file and
+``kql.toml`` in the working directory or the nearest parent that has one (as git
+and ruff look for their files), not above a repository's root (a folder with
+``.git``) nor past the filesystem's root. Problems are reported with the file and
 the line of the segment they are in.
 """
 
@@ -113,7 +115,7 @@ def from_text(text: str, path: str | None = None) -> Segments:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise KQLError("E012", f"{where}: not valid TOML: {error}", None, "see docs/segments.md") from None
+        raise KQLError("E012", f"{where}: not valid TOML: {error}", None, "see kql help segments") from None
     table = data.get("segments", {})
     unknown = set(data) - {"segments"}
     if unknown or not isinstance(table, dict):
@@ -131,7 +133,7 @@ def from_text(text: str, path: str | None = None) -> Segments:
         if not _NAME.match(name):
             raise KQLError("E012", f"{at}: '{name}' cannot be a segment name", None, "use letters, digits, _ and -")
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
-            raise KQLError("E012", f"{at}: segment '{name}' needs query = \"…\"", None, "see docs/segments.md")
+            raise KQLError("E012", f"{at}: segment '{name}' needs query = \"…\"", None, "see kql help segments")
         extra = set(body) - {"query", "description"}
         if extra:
             raise KQLError("E012", f"{at}: segment '{name}' has unknown keys: {', '.join(sorted(extra))}", None, None)
@@ -152,14 +154,27 @@ def load(path: str | os.PathLike[str]) -> Segments:
 
 
 def find(explicit: str | None = None) -> Path | None:
-    """The segments file to use: ``explicit``, else ``$KQL_SEGMENTS``, else ``./kql.toml`` if present."""
+    """The segments file to use: ``explicit``, else ``$KQL_SEGMENTS``, else the nearest ``kql.toml``.
+
+    The nearest is in the working directory or a parent, up to the repository's root (the
+    first folder holding ``.git``) or the filesystem's root.
+    """
     if explicit:
         return Path(explicit)
     from_env = os.environ.get(ENV_VAR)
     if from_env:
         return Path(from_env)
-    default = Path(DEFAULT_FILE)
-    return default if default.is_file() else None
+    try:
+        here = Path.cwd()
+    except OSError:  # the working directory was deleted
+        return None
+    for folder in (here, *here.parents):
+        candidate = folder / DEFAULT_FILE
+        if candidate.is_file():
+            return candidate if folder != here else Path(DEFAULT_FILE)
+        if (folder / ".git").exists():
+            return None
+    return None
 
 
 _HEADER = re.compile(r"""\s*\[\s*segments\s*\.\s*(?:"([^"]+)"|'([^']+)'|([A-Za-z0-9_-]+))\s*\]""")

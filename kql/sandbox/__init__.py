@@ -5,7 +5,7 @@
         sb.base_url   # "http://127.0.0.1:<port>"; paths are /v1/customers etc.
         sb.token      # "sandbox"
 
-Stdlib only at runtime. See docs/sandbox.md.
+Stdlib only at runtime. See ``kql help sandbox``.
 """
 
 from __future__ import annotations
