@@ -81,6 +81,10 @@ def _value(value: ast.Value) -> dict[str, Any]:
 # ---- from JSON -------------------------------------------------------------------------
 
 
+# Where a pip user finds the JSON Schema (docs/query.schema.json, shipped with the package).
+SCHEMA_HINT = "see kql help query.schema (the JSON Schema)"
+
+
 class _Reader:
     """Reads the JSON form back, checking every node; errors name the JSON path."""
 
@@ -88,7 +92,7 @@ class _Reader:
         self.depth = 0
 
     def fail(self, path: str, message: str) -> KQLError:
-        return KQLError("E009", f"invalid JSON query at {path}: {message}", None, "see kql help query.schema (the JSON Schema)")
+        return KQLError("E009", f"invalid JSON query at {path}: {message}", None, SCHEMA_HINT)
 
     def obj(self, data: Any, path: str, keys: set[str], optional: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
         if not isinstance(data, dict):
@@ -280,5 +284,5 @@ def from_json(data: Any) -> ast.Query:
         try:
             data = json.loads(data)
         except ValueError as error:
-            raise KQLError("E009", f"invalid JSON: {error}", None, "see kql help query.schema (the JSON Schema)") from None
+            raise KQLError("E009", f"invalid JSON: {error}", None, SCHEMA_HINT) from None
     return _Reader().query(data)
