@@ -160,3 +160,16 @@ def test_compile_without_a_query_on_a_terminal_exits_2() -> None:
     out, status = on_terminal("compile")
     assert status == 2
     assert "give a query as an argument, with -f FILE, or on stdin" in out and "Traceback" not in out
+
+
+def test_quitting_the_pager_early_is_not_an_error(sb: Sandbox) -> None:
+    out, status = on_terminal(*run_args(sb, f"limit {ROWS}"), lines=24, env=_env(PAGER="head -3"))
+    assert status == 0 and "Traceback" not in out and "Broken pipe" not in out
+    assert len(out.strip().split("\n")) == 3
+
+
+def test_a_missing_pager_is_named_and_the_table_written(sb: Sandbox) -> None:
+    out, status = on_terminal(*run_args(sb, f"limit {ROWS}"), lines=24, env=_env(PAGER="no-such-pager -x"))
+    assert status == 0
+    assert out.startswith("kql: pager 'no-such-pager' not found; writing directly\n")
+    assert len(out.strip().split("\n")) == ROWS + 3

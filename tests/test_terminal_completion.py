@@ -148,3 +148,23 @@ def test_a_query_typed_with_tab_runs(shell: str, home: Path, case: str) -> None:
     finally:
         child.sendline("exit")
         child.close(force=True)
+
+
+# ---- fish: `complete -C` asks fish itself which candidates it offers --------------------------
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    # One candidate comes with a twin ending in a space, so that fish keeps the quote open.
+    ("kql compile 'site = 1 and has_t", {"site = 1 and has_tag(", "site = 1 and has_tag( "}),
+    ("kql run @v", {"@vip", "@vip "}),
+    ("kql explain 'engagement = ", {f"engagement = {v}" for v in ("healthy", "passive", "unengaged", "inactive")}),
+    ("kql run --format ", {"csv", "json", "ndjson", "table"}),
+])  # fmt: skip
+def test_fish_candidates(home: Path, line: str, expected: set[str]) -> None:
+    _need("fish")
+    script = _script("fish", home)
+    probe = f"source {shlex.quote(str(script))}; complete -C {shlex.quote(line)}"
+    done = subprocess.run(["fish", "--no-config", "-c", probe], capture_output=True, text=True, timeout=60,
+                          env=_env(home), cwd=home)  # fmt: skip
+    offered = {entry.split("\t")[0] for entry in done.stdout.splitlines()}
+    assert expected <= offered, offered
