@@ -29,7 +29,7 @@ _DELEGATED = {
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
-# `kql COMMAND --help` ends with these (and `kql --help` with the first of each).
+# `kql COMMAND --help` ends with these.
 EXAMPLES = {
     "compile": ["kql compile 'site = 123 and has_tag(tag_5) sort -created_at'", "kql compile --url -f vip.kql"],
     "check": ["kql check 'opened(bc_9) and net_revenue > 100'", "kql check --json -f vip.kql"],
@@ -45,8 +45,9 @@ EXAMPLES = {
 }  # fmt: skip
 
 
-def _examples(name: str) -> str:
-    return "examples:\n" + "\n".join("  " + line for line in EXAMPLES[name])
+def _examples(name: str) -> str | None:
+    lines = EXAMPLES.get(name)
+    return "examples:\n" + "\n".join("  " + line for line in lines) if lines else None
 
 
 def _parser() -> argparse.ArgumentParser:
