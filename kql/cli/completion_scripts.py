@@ -322,9 +322,9 @@ def _bash_script(spec: Spec) -> str:
         '        case "${COMP_WORDS[1]}" in',
         f"            {'|'.join(spec.queries)})",
         "                compopt -o nospace 2>/dev/null  # a query goes on after has_tag(",
-        "                local IFS=$'\\n'",
-        '                COMPREPLY=($(command kql complete --shell bash --word "$2" -- "${COMP_LINE:0:COMP_POINT}"'
-        " 2>/dev/null))",
+        "                # one candidate a line, as is: no word splitting, no globbing",
+        "                mapfile -t COMPREPLY < <(command kql complete --shell bash \\",
+        '                    --word "$2" -- "${COMP_LINE:0:COMP_POINT}" 2>/dev/null)',
         "                return ;;",
         "        esac",
         "    fi",
