@@ -88,7 +88,7 @@ def plan(
     segments: Segments | str | os.PathLike[str] | None = None,
     max_requests: int | None = None,
 ) -> Plan:
-    """Plan any KQL expression into API requests plus local work (see docs/planner.md)."""
+    """Plan any KQL expression into API requests plus local work (``kql help planner``)."""
     from kql.planning.planner import plan_query
 
     if isinstance(segments, str | os.PathLike):
@@ -97,7 +97,7 @@ def plan(
 
 
 def load_segments(path: str | os.PathLike[str]) -> Segments:
-    """The segments of a TOML segments file (see docs/segments.md)."""
+    """The segments of a TOML segments file (``kql help segments``)."""
     from kql.planning.segments import load
 
     return load(path)

@@ -83,7 +83,7 @@ def test_bad_json_forms_are_kql_errors(data: Any, where: str) -> None:
         kql.from_json(data)
     assert caught.value.code == "E009"
     assert where in caught.value.message
-    assert caught.value.hint == "see docs/query.schema.json"
+    assert caught.value.hint == "see kql help query.schema (the JSON Schema)"
 
 
 @pytest.mark.parametrize(

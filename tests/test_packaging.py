@@ -75,3 +75,10 @@ def test_installed_console_script_works_from_another_directory(wheel: Path, tmp_
         check=True,
     ).stdout.strip()
     assert where.startswith(site), "the installed kql must use the grammar shipped in the wheel"
+
+
+def test_wheel_ships_the_guides_for_kql_help(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    guides = {p.name for p in (ROOT / "docs").glob("*.md")}
+    assert guides and {f"kql/docs/{name}" for name in guides} <= set(names)
+    assert "kql/docs/query.schema.json" in names

@@ -169,7 +169,13 @@ def test_cli(tmp_path: Path) -> None:
     assert _kql("compile", "@a", cwd=elsewhere, env={"KQL_SEGMENTS": str(good)}).stdout.strip() == (
         "filter[subscribed]=true"
     )
-    missing = _kql("segments", "list", cwd=elsewhere)
+    # kql.toml is found in a parent directory, as git and ruff find theirs…
+    assert _kql("segments", "list", cwd=elsewhere).stdout.splitlines()[0].split()[0] == "@vip"
+    # …but not above a repository's root.
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "deep").mkdir()
+    missing = _kql("segments", "list", cwd=repo / "deep")
     assert missing.returncode == 2 and "no segments file" in missing.stderr
 
 

@@ -14,7 +14,7 @@ import importlib.util
 import json
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kql.language.errors import KQLError
 
@@ -30,31 +30,64 @@ _DELEGATED = {
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
+# `kql COMMAND --help` ends with these.
+EXAMPLES = {
+    "compile": ["kql compile 'site = 123 and has_tag(tag_5) sort -created_at'", "kql compile --url -f vip.kql"],
+    "check": ["kql check 'opened(bc_9) and net_revenue > 100'", "kql check --json -f vip.kql"],
+    "explain": ["kql explain '(opened(bc_9) or clicked(bc_10)) and net_revenue >= 100'",
+                "kql explain --analyze --sandbox 'not has_tag(tag_5)'"],
+    "fmt": ["kql fmt 'NOT has_tag(5) AND (subscribed OR hidden)'"],
+    "complete": ["kql complete 'site = 1 and has_t'", "kql complete --json --cursor 4 'open(bc_9)'"],
+    "completion": ['eval "$(kql completion bash)"   # in ~/.bashrc', "kql completion fish | source"],
+    "decompile": ["kql decompile 'https://api.kajabi.com/v1/customers?filter[has_tag_id]=5'"],
+    "filters": ["kql filters | grep tag", "kql filters --json"],
+    "segments": ["kql segments list", "kql segments show vip", "kql segments check"],
+    "help": ["kql help language", "kql help"],
+}  # fmt: skip
+
+
+def _examples(name: str) -> str | None:
+    lines = EXAMPLES.get(name)
+    return "examples:\n" + "\n".join("  " + line for line in lines) if lines else None
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kql",
         description="Query Kajabi customers with KQL.",
-        epilog="Run 'kql COMMAND --help' for a command's options. Docs: docs/cli.md",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  kql compile 'site = 123 and has_tag(tag_5) sort -created_at'\n"
+            "  kql run --sandbox 'net_revenue > 100 select name, email limit 5'\n"
+            "  kql explain 'opened(bc_9) or clicked(bc_10)'\n"
+            '  eval "$(kql completion bash)"\n\n'
+            "Run 'kql COMMAND --help' for a command's options, 'kql help' for the guides."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"kql {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    expr_help = "the KQL query ('-' or nothing reads it from stdin)"
 
-    compile_ = commands.add_parser("compile", help="print the one API request a query makes")
-    compile_.add_argument("expr", nargs="?", default="-", help=expr_help)
+    def command(name: str, help_: str, **options: Any) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = commands.add_parser(
+            name, help=help_, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_examples(name), **options
+        )
+        return sub
+
+    compile_ = command("compile", "print the one API request a query makes")
+    _query_arguments(compile_)
     shape = compile_.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true", help='print {"params": [[name, value], …], "query": "…"}')
     shape.add_argument("--url", action="store_true", help="print the full request URL")
     compile_.add_argument("--base-url", default="https://api.kajabi.com", help="API origin for --url")
     _segments_option(compile_)
 
-    check = commands.add_parser("check", help="validate a query (exit 0 when valid)")
-    check.add_argument("expr", nargs="?", default="-", help=expr_help)
+    check = command("check", "validate a query (exit 0 when valid)")
+    _query_arguments(check)
     check.add_argument("--json", action="store_true", help="print the problems as JSON")
     _segments_option(check)
 
-    segments = commands.add_parser("segments", help="list, show and check saved segments")
+    segments = command("segments", "list, show and check saved segments")
     _segments_option(segments)
     actions = segments.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="name and description of every segment")
@@ -64,8 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     for action in (listing, show, check_all):  # `kql segments list --segments F` works as well
         _segments_option(action, default=argparse.SUPPRESS)
 
-    explain = commands.add_parser("explain", help="show the requests and local work any query needs")
-    explain.add_argument("expr", nargs="?", default="-", help=expr_help)
+    explain = command("explain", "show the requests and local work any query needs")
+    _query_arguments(explain)
     explain.add_argument("--json", action="store_true", help="the plan as JSON")
     from kql.cli.run import add_connection_arguments, positive_int
 
@@ -78,23 +111,25 @@ def _parser() -> argparse.ArgumentParser:
     _segments_option(explain)
     add_connection_arguments(explain.add_argument_group("with --analyze, where to probe"))
 
-    fmt = commands.add_parser("fmt", help="print a query in canonical form")
-    fmt.add_argument("expr", nargs="?", default="-", help=expr_help)
+    fmt = command("fmt", "print a query in canonical form")
+    _query_arguments(fmt)
 
-    complete = commands.add_parser("complete", help="completions at a cursor in a query (for editors)")
-    complete.add_argument("text", help="the query typed so far")
-    complete.add_argument("--cursor", type=int, help="cursor offset (default: the end of TEXT)")
-    complete.add_argument("--json", action="store_true", help="label, kind, insert, description, start, end")
-    _segments_option(complete)
+    from kql.cli.completion_scripts import SHELLS, add_complete_arguments
 
-    completion = commands.add_parser("completion", help="print a shell completion script for kql")
-    completion.add_argument("shell", choices=["bash", "zsh"], help="bash, or zsh (through bashcompinit)")
+    add_complete_arguments(command("complete", "completions at a cursor in a query (for editors and shells)"))
 
-    decompile = commands.add_parser("decompile", help="turn a Kajabi customers URL back into KQL")
+    completion = command("completion", "print a shell completion script for kql (bash, zsh, fish)")
+    completion.add_argument("shell", choices=SHELLS, help="bash, zsh or fish")
+
+    decompile = command("decompile", "turn a Kajabi customers URL back into KQL")
     decompile.add_argument("url", nargs="?", default="-", help="a URL or query string ('-' reads stdin)")
 
-    filters = commands.add_parser("filters", help="list every filter kql knows")
+    filters = command("filters", "list every filter kql knows")
     filters.add_argument("--json", action="store_true", help="machine-readable output")
+
+    help_ = command("help", "show a guide (kql help language); without a topic, list them")
+    help_.add_argument("topic", nargs="?", help="a guide's name: language, cli, executor, segments…")
+    help_.add_argument("--no-pager", action="store_true", help="never page a guide taller than the terminal")
 
     commands.add_parser("run", help="run a query against the API or the sandbox (kql run --help)", add_help=False)
     commands.add_parser("sandbox", help="serve the local sandbox API (kql sandbox --help)", add_help=False)
@@ -102,12 +137,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _query_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("expr", nargs="?", default="-", help="the KQL query ('-' or nothing reads it from stdin)")
+    parser.add_argument("-f", "--file", metavar="FILE", help="read the query from FILE ('-' for stdin)")
+
+
 def _segments_option(parser: argparse.ArgumentParser, default: object = None) -> None:
     parser.add_argument(
         "--segments",
         metavar="PATH",
         default=default,
-        help="segments file (default: $KQL_SEGMENTS, else ./kql.toml when it exists)",
+        help="segments file (default: $KQL_SEGMENTS, else kql.toml here or in a parent directory)",
     )
 
 
@@ -124,7 +164,7 @@ def _load_segments(args: argparse.Namespace, required: bool = False, text: str |
                 "E012",
                 "no segments file",
                 None,
-                "pass --segments PATH, set KQL_SEGMENTS, or create kql.toml in this directory",
+                "pass --segments PATH, set KQL_SEGMENTS, or create kql.toml here (or in a parent directory)",
             )
         return None
     return load(path)
@@ -155,15 +195,17 @@ def _version() -> str:
 
 
 def _read_expr(expr: str) -> str:
-    if expr != "-":
-        return expr
-    if sys.stdin is None or sys.stdin.isatty():
-        raise SystemExit("kql: give a query as an argument, or pipe one on stdin")
-    return sys.stdin.read()
+    from kql.cli.inputs import read_query
+
+    return read_query(expr, None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["complete"]:  # a TAB: answered without building every command's parser
+        from kql.cli import completion_scripts
+
+        return completion_scripts.main(args_list[1:])
     if args_list and args_list[0] in _DELEGATED:
         module, function = _DELEGATED[args_list[0]].split(":")
         if not _available(module):
@@ -172,23 +214,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = getattr(importlib.import_module(module), function)
         return int(handler(args_list[1:]))
     parser = _parser()
-    args = parser.parse_args(args_list)
+    if args_list and not args_list[0].startswith("-") and args_list[0] not in _commands(parser).choices:
+        return _unknown_command(parser, args_list[0])
+    args, extras = parser.parse_known_args(args_list)
+    if extras:  # argparse would blame the top-level usage: show the subcommand's own
+        _subparser(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    from kql.cli.inputs import UsageError, read_query
+
     try:
         if args.command == "filters":
             return _filters(args.json)
         if args.command == "segments":
             return _segments(args)
-        if args.command == "complete":
-            return _complete(args)
         if args.command == "completion":
-            print(_completion_script(parser, args.shell))
+            from kql.cli.completion_scripts import script
+
+            print(script(args.shell, parser, _DELEGATED))
             return EXIT_OK
+        if args.command == "help":
+            from kql.cli.help import main as help_main
+
+            return help_main(args.topic, args.no_pager)
         if args.command == "decompile":
             return _decompile(_read_expr(args.url).strip())
-        text = _read_expr(args.expr)
+        text = read_query(args.expr, args.file)
         if args.command == "compile":
             return _compile(text, args)
         if args.command == "explain":
@@ -199,9 +251,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KQLError as error:
         print(error.render(), file=sys.stderr)
         return EXIT_USAGE
+    except UsageError as error:
+        print(f"kql {args.command}: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except BrokenPipeError:  # `kql filters | head`
         sys.stderr.close()
         return EXIT_OK
+
+
+def _commands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def _subparser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)command the arguments are for: `kql segments show`'s for its mistakes."""
+    if args.command is None:
+        return parser
+    sub = _commands(parser).choices[args.command]
+    action = getattr(args, "action", None)
+    if action is not None:
+        sub = _commands(sub).choices.get(action, sub)
+    return sub
+
+
+def _unknown_command(parser: argparse.ArgumentParser, name: str) -> int:
+    from kql.language.errors import did_you_mean
+
+    hint = did_you_mean(name, _commands(parser).choices)
+    print(f"kql: unknown command '{name}'" + (f"; {hint}" if hint else ""), file=sys.stderr)
+    print("run 'kql --help' for the list of commands", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _print_warnings(warnings: Sequence[KQLError]) -> None:
@@ -327,71 +406,6 @@ def _closest_segment(name: str, segments: Segments) -> str | None:
     from kql.language.errors import did_you_mean
 
     return did_you_mean("@" + name, ["@" + s.name for s in segments])
-
-
-def _complete(args: argparse.Namespace) -> int:
-    from kql.language.completion import complete
-
-    completions = complete(args.text, args.cursor, segments=_load_segments(args))
-    if args.json:
-        print(json.dumps([c.to_dict() for c in completions], ensure_ascii=False))
-    else:
-        for completion in completions:
-            print(completion.insert)
-    return EXIT_OK
-
-
-def _completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
-    """A bash completion function for kql's commands and options, read off the argument parser."""
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    cases = []
-    values: dict[str, str] = {}  # option -> its choices, or "-f" for a file name
-    for name, sub in commands.choices.items():
-        if name in _DELEGATED:  # its options live in the module that runs it
-            module = importlib.import_module(_DELEGATED[name].split(":")[0])
-            sub = module._parser()
-        for action in sub._actions:
-            for option in action.option_strings:
-                if action.choices:
-                    values[option] = " ".join(str(c) for c in action.choices)
-                elif action.metavar in ("FILE", "PATH", "DB") or action.dest in ("output", "db", "segments"):
-                    values[option] = "-f"
-        options = sorted(o for action in sub._actions for o in action.option_strings)
-        words = " ".join(options)
-        if name == "segments":
-            words += " list show check"
-        if name == "completion":
-            words += " bash zsh"
-        cases.append(f'        {name}) words="{words}" ;;')
-    names = " ".join(commands.choices)
-    lines = [
-        '# kql shell completion: eval "$(kql completion bash)"',
-        "_kql() {",
-        '    local cur="${COMP_WORDS[COMP_CWORD]}" words=""',
-        '    if [ "$COMP_CWORD" -eq 1 ]; then',
-        f'        COMPREPLY=($(compgen -W "{names} --help --version" -- "$cur")); return',
-        "    fi",
-        '    case "${COMP_WORDS[COMP_CWORD-1]}" in',
-        *(
-            f'        {option}) COMPREPLY=($(compgen -f -- "$cur")); return ;;'
-            if choices == "-f"
-            else f'        {option}) COMPREPLY=($(compgen -W "{choices}" -- "$cur")); return ;;'
-            for option, choices in sorted(values.items())
-        ),
-        "    esac",
-        '    case "${COMP_WORDS[1]}" in',
-        *cases,
-        "    esac",
-        '    if [ "${COMP_WORDS[1]}" = segments ] && [ "${COMP_WORDS[COMP_CWORD-1]}" = show ]; then',
-        "        words=\"$(kql segments list 2>/dev/null | cut -d' ' -f1)\"",
-        "    fi",
-        '    COMPREPLY=($(compgen -W "$words" -- "$cur"))',
-        "}",
-        "complete -F _kql kql",
-    ]
-    if shell == "zsh":
-        lines.insert(1, "autoload -U +X bashcompinit && bashcompinit")
-    return "\n".join(lines)
 
 
 def _decompile(text: str) -> int:

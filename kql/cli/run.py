@@ -89,13 +89,19 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kql run",
         description="Run a KQL query against the Kajabi API (or the built-in sandbox) and stream the customers.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
-            "credentials: --token or KAJABI_TOKEN, or KAJABI_CLIENT_ID + KAJABI_CLIENT_SECRET (OAuth). "
-            "exit codes: 0 ok, 2 invalid query/usage, 3 API refused, 4 network/server failure. "
-            "Without 'sort', customers come oldest first (ascending created_at). Docs: docs/executor.md"
+            "examples:\n"
+            "  kql run --sandbox 'net_revenue > 100 select name, email sort -net_revenue limit 5'\n"
+            "  kql run 'has_tag(tag_5) and opened(bc_9)' -o vip.csv\n"
+            "  kql run -f vip.kql | jq .email\n\n"
+            "credentials: --token or KAJABI_TOKEN, or KAJABI_CLIENT_ID + KAJABI_CLIENT_SECRET (OAuth).\n"
+            "exit codes: 0 ok, 2 invalid query/usage, 3 API refused, 4 network/server failure.\n"
+            "Without 'sort', customers come oldest first (ascending created_at). More: kql help executor"
         ),
     )
     parser.add_argument("expr", nargs="?", default="-", help="the KQL query ('-' or nothing reads it from stdin)")
+    parser.add_argument("-f", "--file", metavar="FILE", help="read the query from FILE ('-' for stdin)")
     add_connection_arguments(parser)
     parser.add_argument(
         "--format",
@@ -124,8 +130,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="refuse, before sending anything, a plan that needs more than N listings (see kql explain)",
     )
-    parser.add_argument("--segments", metavar="PATH", help="segments file (default: $KQL_SEGMENTS or ./kql.toml)")
+    parser.add_argument(
+        "--segments", metavar="PATH", help="segments file (default: $KQL_SEGMENTS, else kql.toml here or above)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--no-pager", action="store_true", help="never page a table taller than the terminal ($KQL_PAGER, $PAGER, less)"
+    )
     return parser
 
 
@@ -192,9 +203,12 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def _run(args: argparse.Namespace, secrets: list[str]) -> int:
-    text = _read_expr(args.expr)
-    if text is None:
-        print("kql run: give a query as an argument, or pipe one on stdin", file=sys.stderr)
+    from kql.cli.inputs import UsageError, read_query
+
+    try:
+        text = read_query(args.expr, args.file)
+    except UsageError as error:
+        print(f"kql run: {error}", file=sys.stderr)
         return EXIT_USAGE
     if args.output == "-":
         args.output = None  # the usual spelling of standard output
@@ -253,31 +267,89 @@ def connect(args: argparse.Namespace, secrets: list[str]) -> Iterator[Client]:
 
 
 def _stream(client: Client, compiled: Any, args: argparse.Namespace, fmt: str) -> int:
+    import time
+
     from kql.cli.output import open_output
     from kql.cli.progress import ProgressBar
-    from kql.cli.render import write
 
+    started = time.monotonic()
     customers = client.customers(compiled, limit=args.limit)
-    show_bar = not args.no_progress and sys.stderr.isatty()
+    limit = min(x for x in (args.limit, compiled.limit, 2**63) if x is not None)
+    to_terminal = args.output is None and sys.stdout.isatty()
+    # Rows streamed to the terminal the bar is drawn on would be torn by it: they are their own
+    # progress. A table is written only after the run, once the bar is cleared.
+    streamed_here = to_terminal and fmt != "table" and _same_terminal()
+    show_bar = not args.no_progress and sys.stderr.isatty() and not streamed_here
     try:
         with contextlib.ExitStack() as stack:
-            if show_bar:
-                stack.enter_context(ProgressBar(customers, sys.stderr))
-            out = stack.enter_context(open_output(args.output)) if args.output else sys.stdout
-            write(customers, out, fmt, _selected(compiled))
-            out.flush()
+            bar = stack.enter_context(ProgressBar(customers, sys.stderr, limit=limit)) if show_bar else None
+            if fmt == "table":
+                count = _table(customers, compiled, args, bar, to_terminal)
+            else:
+                from kql.cli.render import write
+
+                out = stack.enter_context(open_output(args.output)) if args.output else sys.stdout
+                count = write(customers, out, fmt, _selected(compiled))
+                out.flush()
     finally:
         customers.close()
         for warning in customers.warnings:
             print(f"warning: {warning}", file=sys.stderr)
     if compiled.matches_nothing:
         print("note: these filters contradict each other; no customer matches (no request was made)", file=sys.stderr)
+    if args.output:
+        noun = "customer" if count == 1 else "customers"
+        print(f"kql run: wrote {count:,} {noun} to {args.output} in {time.monotonic() - started:.1f}s", file=sys.stderr)
     return EXIT_OK
+
+
+def _table(customers: Any, compiled: Any, args: argparse.Namespace, bar: Any, to_terminal: bool) -> int:
+    """Read every row (a table is sized from all of them), clear the bar, then write: paged when taller."""
+    from kql.cli import pager
+    from kql.cli.output import open_output
+    from kql.cli.render import Table
+
+    table = Table(_selected(compiled))
+    try:
+        table.extend(customers)
+    except BaseException:
+        table.close()
+        raise
+    if bar is not None:
+        bar.clear()
+    size = pager.terminal_size(sys.stdout) if to_terminal else None
+    command = pager.command() if size is not None and not args.no_pager and table.height > size.lines else None
+    with contextlib.ExitStack() as stack:
+        stack.callback(table.close)
+        if command is not None:
+            out = stack.enter_context(pager.paged(command))
+        else:
+            out = stack.enter_context(open_output(args.output)) if args.output else sys.stdout
+        for line in table.lines(size.columns if size is not None else None):
+            out.write(line)
+        out.flush()
+    return table.rows
+
+
+def _same_terminal() -> bool:
+    """Whether stdout and stderr are the same terminal (the bar and the rows would share it)."""
+    try:
+        out, err = os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return True
+    return (out.st_dev, out.st_ino, out.st_rdev) == (err.st_dev, err.st_ino, err.st_rdev)
 
 
 def _default_format(output: str | None) -> str:
     if output:
-        return _EXTENSIONS.get(os.path.splitext(output)[1].lower(), "ndjson")
+        extension = os.path.splitext(output)[1].lower()
+        if extension and extension not in _EXTENSIONS:
+            known = ", ".join(_EXTENSIONS)
+            raise OutputError(
+                f"--output {output}: cannot tell the format from {extension!r} (known: {known}); "
+                "or give --format table|json|ndjson|csv"
+            )
+        return _EXTENSIONS.get(extension, "ndjson")
     return "table" if sys.stdout.isatty() else "ndjson"
 
 
@@ -328,14 +400,6 @@ def _prepare(query: Any, text: str, max_requests: int | None) -> Any:
     from kql.planning.planner import plan_query
 
     return plan_query(query, max_requests=max_requests, source=text)
-
-
-def _read_expr(expr: str) -> str | None:
-    if expr != "-":
-        return expr
-    if sys.stdin is None or sys.stdin.isatty():
-        return None
-    return sys.stdin.read()
 
 
 def _selected(target: Any) -> Any:

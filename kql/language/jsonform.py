@@ -1,7 +1,7 @@
 """The stable JSON form of a query: ``{"kql": 1, …}``, for storing and exchanging queries.
 
 The form mirrors the AST one node per object, each object with exactly one key
-naming the node kind. Its JSON Schema is docs/query.schema.json. ``from_json``
+naming the node kind. Its JSON Schema is docs/query.schema.json (``kql help query.schema``). ``from_json``
 checks the shape and raises KQLError (E009) naming the path of what is wrong;
 ``from_json(to_json(q)) == q`` for every query.
 
@@ -86,6 +86,10 @@ def _value(value: ast.Value) -> dict[str, Any]:
 # ---- from JSON -------------------------------------------------------------------------
 
 
+# Where a pip user finds the JSON Schema (docs/query.schema.json, shipped with the package).
+SCHEMA_HINT = "see kql help query.schema (the JSON Schema)"
+
+
 class _Reader:
     """Reads the JSON form back, checking every node; errors name the JSON path."""
 
@@ -93,7 +97,7 @@ class _Reader:
         self.depth = 0
 
     def fail(self, path: str, message: str) -> KQLError:
-        return KQLError("E009", f"invalid JSON query at {path}: {message}", None, "see docs/query.schema.json")
+        return KQLError("E009", f"invalid JSON query at {path}: {message}", None, SCHEMA_HINT)
 
     def obj(self, data: Any, path: str, keys: set[str], optional: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
         if not isinstance(data, dict):
@@ -306,16 +310,13 @@ def from_json(data: Any) -> ast.Query:
             data = json.loads(data)
         except RecursionError:  # json recurses once per level of nesting
             raise KQLError(
-                "E009", f"invalid JSON query: nested far more than {MAX_DEPTH} levels deep", None, _HINT
+                "E009", f"invalid JSON query: nested far more than {MAX_DEPTH} levels deep", None, SCHEMA_HINT
             ) from None
         except ValueError as error:  # also a number too long for int(), and bytes that are not UTF-8
-            raise KQLError("E009", f"invalid JSON: {error}", None, _HINT) from None
+            raise KQLError("E009", f"invalid JSON: {error}", None, SCHEMA_HINT) from None
     query = _Reader().query(data)
     _check_writable(query)
     return query
-
-
-_HINT = "see docs/query.schema.json"
 
 
 def _check_writable(query: ast.Query) -> None:
@@ -335,9 +336,9 @@ def _check_writable(query: ast.Query) -> None:
         again = parse(text)
     except KQLError as error:
         message = f"invalid JSON query at $: it cannot be written as KQL ({error.message})"
-        raise KQLError("E009", message, None, _HINT) from None
+        raise KQLError("E009", message, None, SCHEMA_HINT) from None
     if again != query:
-        raise KQLError("E009", "invalid JSON query at $: it cannot be written as KQL", None, _HINT)
+        raise KQLError("E009", "invalid JSON query at $: it cannot be written as KQL", None, SCHEMA_HINT)
 
 
 def _shown(value: object) -> str:

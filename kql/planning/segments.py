@@ -7,7 +7,9 @@ description = "Top spenders"
 ```
 
 The file is found from ``--segments PATH``, then ``$KQL_SEGMENTS``, then
-``kql.toml`` in the working directory. Problems are reported with the file and
+``kql.toml`` in the working directory or the nearest parent that has one (as git
+and ruff look for their files), not above a repository's root (a folder with
+``.git``) nor past the filesystem's root. Problems are reported with the file and
 the line of the segment they are in.
 
 A segments file is untrusted input: expanding a query costs time linear in the
@@ -184,7 +186,7 @@ def _toml(text: str, where: str) -> dict[str, object]:
     except RecursionError:  # tomllib recurses once per level of nested arrays and tables
         raise KQLError("E012", f"{where}: nested too deeply to read", None, "segments files are flat tables") from None
     except ValueError as error:  # TOMLDecodeError, and int() of a number too long to convert
-        raise KQLError("E012", f"{where}: not valid TOML: {error}", None, "see docs/segments.md") from None
+        raise KQLError("E012", f"{where}: not valid TOML: {error}", None, "see kql help segments") from None
 
 
 def _segment(
@@ -204,10 +206,10 @@ def _segment(
             KQLError("E012", f"{at}: '{name}' cannot be a segment name", None, "use letters, digits, _ and -")
         )
     if not isinstance(body, dict):
-        problems.append(KQLError("E012", f"{at}: segment '{name}' needs query = \"…\"", None, "see docs/segments.md"))
+        problems.append(KQLError("E012", f"{at}: segment '{name}' needs query = \"…\"", None, "see kql help segments"))
         return None
     if not isinstance(body.get("query"), str):
-        problems.append(KQLError("E012", f"{at}: segment '{name}' needs query = \"…\"", None, "see docs/segments.md"))
+        problems.append(KQLError("E012", f"{at}: segment '{name}' needs query = \"…\"", None, "see kql help segments"))
     extra = [key for key in body if key not in _KEYS]
     if extra:
         first = _key_line(lines, name, extra[0])
@@ -250,14 +252,27 @@ def load(path: str | os.PathLike[str]) -> Segments:
 
 
 def find(explicit: str | None = None) -> Path | None:
-    """The segments file to use: ``explicit``, else ``$KQL_SEGMENTS``, else ``./kql.toml`` if present."""
+    """The segments file to use: ``explicit``, else ``$KQL_SEGMENTS``, else the nearest ``kql.toml``.
+
+    The nearest is in the working directory or a parent, up to the repository's root (the
+    first folder holding ``.git``) or the filesystem's root.
+    """
     if explicit:
         return Path(explicit)
     from_env = os.environ.get(ENV_VAR)
     if from_env:
         return Path(from_env)
-    default = Path(DEFAULT_FILE)
-    return default if default.is_file() else None
+    try:
+        here = Path.cwd()
+    except OSError:  # the working directory was deleted
+        return None
+    for folder in (here, *here.parents):
+        candidate = folder / DEFAULT_FILE
+        if candidate.is_file():
+            return candidate if folder != here else Path(DEFAULT_FILE)
+        if (folder / ".git").exists():
+            return None
+    return None
 
 
 def for_query(query: ast.Query, explicit: str | None = None) -> Segments | None:

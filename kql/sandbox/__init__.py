@@ -5,7 +5,7 @@
         sb.base_url   # "http://127.0.0.1:<port>"; paths are /v1/customers etc.
         sb.token      # "sandbox"
 
-Stdlib only at runtime (and platformdirs, to find the user's cache directory). See docs/sandbox.md.
+Stdlib only at runtime (and platformdirs, to find the user's cache directory). See ``kql help sandbox``.
 """
 
 from __future__ import annotations

@@ -217,12 +217,16 @@ def test_render_formats() -> None:
     out = io.StringIO()
     assert write(iter(records), out, "csv") == 2
     lines = out.getvalue().splitlines()
-    assert lines[0] == "id,name,email,socials,net_revenue" and '"{""twitter"":""@a""}"' in out.getvalue()
+    # The header is every registry attribute (the same for an empty result), not the first record's keys.
+    assert lines[0].startswith("id,name,email,avatar,") and '"{""twitter"":""@a""}"' in out.getvalue()
     out = io.StringIO()
     write(iter(records), out, "table")
     table = out.getvalue().splitlines()
     assert table[0].split() == ["id", "name", "email", "net_revenue"]
-    assert "Ann Lee" in table[2] and "…" in table[3] and len(table) == 4
+    assert "Ann Lee" in table[2] and "B" * 100 in table[3] and len(table) == 4  # off a terminal: whole cells
+    out = io.StringIO()
+    write(iter(records), out, "table", width=60)  # on a 60-column terminal: fitted
+    assert "…" in out.getvalue().splitlines()[3]
     out = io.StringIO()
     write(iter(records), out, "json", ["email"])
     assert json.loads(out.getvalue()) == records
@@ -237,10 +241,10 @@ def test_progress_line() -> None:
     from kql.cli.progress import ProgressBar
 
     class Stream:
-        total_pages, pages_fetched, yielded = 10, 5, 500
+        total_pages, total_count, pages_fetched, yielded = 10, None, 5, 500
 
     bar = ProgressBar(Stream(), io.StringIO())
-    assert bar.line(1.25) == "[==========          ] pages 5/10  500 customers  1.2s"
+    assert bar.line(1.25) == "[==========          ] 5/10 pages  500 customers  400/s  ETA 0:01  1.2s"
     quiet = io.StringIO()
     with ProgressBar(Stream(), quiet, delay=10):
         pass
