@@ -546,13 +546,14 @@ class Client(_Base):
     def count(self, query: str | Query | CompiledLike | Plan, *, max_requests: int | None = None) -> int:
         """How many customers the query matches (``page`` and ``limit`` aside).
 
-        One request for a single record when the API can answer it; a plan is run for ids.
+        One request for a single record when the API can answer it; a plan by the cheaper of
+        its inclusion–exclusion terms and listing (kql/execute/counting.py).
         """
         target = self._target(query, max_requests)
         if hasattr(target, "branches"):
-            from kql.execute.planrun import count_plan
+            from kql.execute.counting import count_exact
 
-            return count_plan(self, target)  # type: ignore[arg-type]
+            return count_exact(self, target, max_requests).count  # type: ignore[arg-type]
         compiled: CompiledLike = target
         if compiled.matches_nothing:
             return 0
@@ -727,9 +728,9 @@ class AsyncClient(_Base):
                 resolved = await self.names.resolve(resolved, source)
             target = _compiled_or_planned(resolved, source, max_requests)
         if hasattr(target, "branches"):
-            from kql.execute.planrun import count_plan_async
+            from kql.execute.counting import count_exact_async
 
-            return await count_plan_async(self, target)  # type: ignore[arg-type]
+            return (await count_exact_async(self, target, max_requests)).count  # type: ignore[arg-type]
         compiled: CompiledLike = target
         if compiled.matches_nothing:
             return 0
