@@ -53,7 +53,7 @@ def count_exact(client: Client, plan: Plan, max_requests: int | None = None) -> 
     before = client.stats["requests"]
     terms = term_plan(client, plan, max_requests)
     counts: dict[int, int] = {}
-    if terms is not None and terms.requests > plan.requests:
+    if terms is not None and terms.requests > len(terms.listings):
         counts.update(_counted(client, terms.terms, terms.probes()))
         if not terms.terms_cheaper(counts, client.max_page_size):
             terms = None
@@ -67,7 +67,7 @@ async def count_exact_async(client: AsyncClient, plan: Plan, max_requests: int |
     before = client.stats["requests"]
     terms = term_plan(client, plan, max_requests)
     counts: dict[int, int] = {}
-    if terms is not None and terms.requests > plan.requests:
+    if terms is not None and terms.requests > len(terms.listings):
         counts.update(await _acounted(client, terms.terms, terms.probes()))
         if not terms.terms_cheaper(counts, client.max_page_size):
             terms = None
