@@ -170,15 +170,15 @@ class _Enumeration:
 
     def exclusions(self, sends: list[Send], merged: Merged, excluded: list[list[Send]], sign: int) -> None:
         key = _key(merged)
-        steps = [(x, self.merge(sends + x)) for x in excluded]
-        if any(not m.nothing and _key(m) == key for _, m in steps):
+        steps = [self.merge(sends + x) for x in excluded]  # the sets of one exclusion, reused below
+        if any(not m.nothing and _key(m) == key for m in steps):
             return  # P ⊆ X for one exclusion: P ∖ X is empty, every term of it cancels out
         self.add(key, merged, sign)
 
         def extend(start: int, current: list[Send], parity: int) -> None:
             for j in range(start, len(excluded)):
                 joined = current + excluded[j]
-                inner = steps[j][1] if start == 0 and current is sends else self.merge(joined)
+                inner = steps[j] if start == 0 and current is sends else self.merge(joined)
                 if inner.nothing:
                     continue
                 self.add(_key(inner), inner, sign * (-1) ** (parity + 1))
