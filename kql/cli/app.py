@@ -82,7 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     count = commands.add_parser("count", help="the exact number of customers a query matches (asks the API)")
     count.add_argument("expr", nargs="?", default="-", help=expr_help)
     count.add_argument("--json", action="store_true", help='print {"count": N, "method": …, "requests": R}')
-    count.add_argument("--max-requests", type=positive_int, metavar="N", help="send at most N requests to count")
+    count.add_argument(
+        "--max-requests", type=positive_int, metavar="N", help="refuse plans of over N listings; terms within N"
+    )
     _segments_option(count)
     add_connection_arguments(count.add_argument_group("where to count"))
 
