@@ -43,7 +43,6 @@ QUERIES = [
     "opened(bc_9) or clicked(bc_10)",
     "(opened(bc_9) or clicked(bc_10)) and not passed_assessment(asmt_1)",
     "not completed_assessment(asmt_1)",
-    "has_tag(tag_1) or has_tag(tag_2) or has_tag(tag_5)",
 ]
 
 
