@@ -91,17 +91,19 @@ def _parser() -> argparse.ArgumentParser:
     _segments_option(segments)
     actions = segments.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="name and description of every segment")
+    listing.add_argument("--count", action="store_true", help="how many customers each matches (asks the API)")
     show = actions.add_parser("show", help="a segment expanded and compiled")
     show.add_argument("name", help="the segment's name (with or without @)")
     check_all = actions.add_parser("check", help="validate every segment; exit 2 with all problems (for CI and hooks)")
     for action in (listing, show, check_all):  # `kql segments list --segments F` works as well
         _segments_option(action, default=argparse.SUPPRESS)
+    from kql.cli.run import add_connection_arguments, positive_int
+
+    add_connection_arguments(listing.add_argument_group("with --count, where to count"))
 
     explain = command("explain", "show the requests and local work any query needs")
     _query_arguments(explain)
     explain.add_argument("--json", action="store_true", help="the plan as JSON")
-    from kql.cli.run import add_connection_arguments, positive_int
-
     explain.add_argument(
         "--max-requests", type=positive_int, metavar="N", help="fail when the plan needs more requests"
     )
@@ -110,6 +112,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     _segments_option(explain)
     add_connection_arguments(explain.add_argument_group("with --analyze, where to probe"))
+
+    count = command("count", "the exact number of customers a query matches (asks the API)")
+    _query_arguments(count)
+    count.add_argument("--json", action="store_true", help='print {"count": N, "method": …, "requests": R}')
+    count.add_argument(
+        "--max-requests", type=positive_int, metavar="N", help="refuse plans of over N listings; terms within N"
+    )
+    _segments_option(count)
+    add_connection_arguments(count.add_argument_group("where to count"))
 
     fmt = command("fmt", "print a query in canonical form")
     _query_arguments(fmt)
@@ -245,6 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compile(text, args)
         if args.command == "explain":
             return _explain(text, args)
+        if args.command == "count":
+            from kql.cli.count import main as count_main
+
+            return count_main(text, args)
         if args.command == "check":
             return _check(text, args)
         return _fmt(text)
@@ -363,9 +378,19 @@ def _segments(args: argparse.Namespace) -> int:
     segments = _load_segments(args, required=True)
     assert segments is not None
     if args.action == "list":
+        counts: dict[str, int] = {}
+        if args.count:
+            from kql.cli.count import segment_counts
+
+            found = segment_counts(segments, args)
+            if isinstance(found, int):
+                return found  # the API failed: the exit code
+            counts = found
         width = max((len(s.name) for s in segments), default=0) + 1
+        digits = max((len(f"{n:,}") for n in counts.values()), default=0)
         for segment in segments:
-            print(f"@{segment.name:<{width}} {segment.description or ''}".rstrip())
+            number = f"{counts[segment.name]:>{digits},} " if counts else ""
+            print(f"@{segment.name:<{width}} {number}{segment.description or ''}".rstrip())
         return EXIT_OK
     if args.action == "check":
         problems = segments.check()

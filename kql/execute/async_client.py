@@ -19,9 +19,10 @@ import httpx
 from kql.execute import targets
 from kql.execute.auth import AsyncTokenSource
 from kql.execute.base import _AGAIN, _RETRY, CUSTOMERS_PATH, TOKEN_PATH, ClientBase, _Exchange
+from kql.execute.counting import count_exact_async
 from kql.execute.errors import ExecutorError
 from kql.execute.pagination import Page, Pager, Record, parse_page
-from kql.execute.planrun import count_plan_async, run_plan_async
+from kql.execute.planrun import run_plan_async
 from kql.execute.streams import AsyncCustomers, ResolvingCustomers
 from kql.execute.targets import Runnable
 from kql.language.ast import Query
@@ -122,11 +123,7 @@ class AsyncClient(ClientBase):
     ) -> int:
         """``Client.count`` for the asynchronous client."""
         plan = await self.plan(query, segments=segments, max_requests=max_requests)
-        if plan.matches_nothing:
-            return 0
-        if plan.single_request:
-            return await self.total(plan.params)
-        return await count_plan_async(self, plan)
+        return (await count_exact_async(self, plan, max_requests)).count
 
     async def total(self, params: Sequence[tuple[str, str]]) -> int:
         """``meta.total_count`` of one listing: one request for a single record."""

@@ -28,9 +28,10 @@ import httpx
 from kql.execute import targets
 from kql.execute.auth import TokenSource
 from kql.execute.base import _AGAIN, _RETRY, CUSTOMERS_PATH, TOKEN_PATH, ClientBase, _Exchange, _Stopped
+from kql.execute.counting import count_exact
 from kql.execute.errors import ExecutorError
 from kql.execute.pagination import Page, Pager, Record, parse_page
-from kql.execute.planrun import count_plan, run_plan
+from kql.execute.planrun import run_plan
 from kql.execute.retry import RetryPolicy
 from kql.execute.streams import Customers
 from kql.execute.targets import Runnable, prepare
@@ -131,14 +132,11 @@ class Client(ClientBase):
     ) -> int:
         """How many customers the query matches (``page`` and ``limit`` aside).
 
-        One request for a single record when the API can answer it; a plan is run for ids.
+        One request for a single record when the API can answer it; a plan by the cheaper of
+        its inclusion–exclusion terms and listing (kql/execute/counting.py).
         """
         plan = self.plan(query, segments=segments, max_requests=max_requests)
-        if plan.matches_nothing:
-            return 0
-        if plan.single_request:
-            return self.total(plan.params)
-        return count_plan(self, plan)
+        return count_exact(self, plan, max_requests).count
 
     def total(self, params: Sequence[tuple[str, str]]) -> int:
         """``meta.total_count`` of one listing: one request for a single record."""

@@ -126,5 +126,5 @@ def test_explain_analyze_counts_the_name_lookups(sb: Sandbox) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     analysis = json.loads(done.stdout)["analysis"]
     assert analysis["name_lookup_requests"] == 2
-    assert sb.stats["requests"] - before == 2 + analysis["probe_requests"]
+    assert sb.stats["requests"] - before == 2 + analysis["probe_requests"] + analysis["term_requests"]
     assert analysis["estimated_requests"] == 2 + sum(item["pages"] for item in analysis["listings"])
