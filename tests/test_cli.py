@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -63,10 +64,39 @@ def test_compile_of_a_multi_request_query_says_why() -> None:
 
 
 def test_contradiction_prints_nothing_and_says_so() -> None:
+    # Exit 1, not 0: `curl "$API?$(kql compile …)"` in a script must not fetch every customer.
     done = kql("compile", "site = 1 and site = 2")
-    assert done.returncode == 0
+    assert done.returncode == 1
     assert done.stdout == ""
     assert "no customer matches" in done.stderr
+    as_json = kql("compile", "--json", "site = 1 and site = 2")
+    assert as_json.returncode == 0 and json.loads(as_json.stdout)["matches_nothing"] is True
+
+
+def test_json_everywhere_errors_included() -> None:
+    for args in (["compile", "--json"], ["explain", "--json"], ["check", "--json"]):
+        done = kql(*args, "opend(bc_9) and created_in_last(3m)")
+        assert done.returncode == 2, args
+        errors = json.loads(done.stdout)["errors"]
+        assert [e["code"] for e in errors] == ["E102", "E203"], args  # every error, not only the first
+        assert errors[0]["span"] == [0, 5] and "opened" in errors[0]["hint"]
+    fmt = kql("fmt", "--json", "subscribed AND NOT hidden")
+    assert json.loads(fmt.stdout)["kql"] == "subscribed and not hidden"
+    decompiled = kql("decompile", "--json", "filter[site_id]=3")
+    assert json.loads(decompiled.stdout)["kql"] == "site = site_3"
+
+
+def test_segments_json(tmp_path: Path) -> None:
+    path = tmp_path / "kql.toml"
+    path.write_text(
+        '[segments.vip]\nquery = "net_revenue > 100"\ndescription = "big"\n[segments.bad]\nquery = "opend(1)"\n'
+    )
+    listed = json.loads(kql("segments", "list", "--json", "--segments", str(path)).stdout)
+    assert [s["name"] for s in listed] == ["vip", "bad"] and listed[0]["description"] == "big"
+    shown = json.loads(kql("segments", "show", "vip", "--json", "--segments", str(path)).stdout)
+    assert shown["request"] == "filter[net_revenue_greater_than]=100"
+    checked = kql("segments", "check", "--json", "--segments", str(path))
+    assert checked.returncode == 2 and json.loads(checked.stdout)["errors"][0]["code"] == "E102"
 
 
 def test_warnings_go_to_stderr() -> None:

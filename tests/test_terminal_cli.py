@@ -32,9 +32,9 @@ def test_a_mistyped_command_gets_did_you_mean() -> None:
 
 
 def test_a_bad_flag_shows_the_subcommands_usage() -> None:
-    done = kql("fmt", "--json", "x")
+    done = kql("fmt", "--jsn", "x")
     assert done.returncode == 2
-    assert done.stderr.startswith("usage: kql fmt ") and "kql fmt: error: unrecognized arguments: --json" in done.stderr
+    assert done.stderr.startswith("usage: kql fmt ") and "kql fmt: error: unrecognized arguments: --jsn" in done.stderr
 
 
 def test_query_from_a_file(tmp_path: Path) -> None:

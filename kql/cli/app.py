@@ -28,7 +28,8 @@ _DELEGATED = {
     "shell": "kql.cli.shell:main",
 }
 
-EXIT_OK, EXIT_USAGE = 0, 2
+# 1: the query is valid but matches no customer (a contradiction): no request to print.
+EXIT_OK, EXIT_NOTHING, EXIT_USAGE = 0, 1, 2
 
 # `kql COMMAND --help` ends with these.
 EXAMPLES = {
@@ -91,10 +92,13 @@ def _parser() -> argparse.ArgumentParser:
     _segments_option(segments)
     actions = segments.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="name and description of every segment")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.add_argument("--count", action="store_true", help="how many customers each matches (asks the API)")
     show = actions.add_parser("show", help="a segment expanded and compiled")
     show.add_argument("name", help="the segment's name (with or without @)")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
     check_all = actions.add_parser("check", help="validate every segment; exit 2 with all problems (for CI and hooks)")
+    check_all.add_argument("--json", action="store_true", help="every problem as JSON on stdout")
     for action in (listing, show, check_all):  # `kql segments list --segments F` works as well
         _segments_option(action, default=argparse.SUPPRESS)
     from kql.cli.run import add_connection_arguments, positive_int
@@ -124,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
 
     fmt = command("fmt", "print a query in canonical form")
     _query_arguments(fmt)
+    fmt.add_argument("--json", action="store_true", help='print {"kql": "…", "json": the JSON form}')
 
     from kql.cli.completion_scripts import SHELLS, add_complete_arguments
 
@@ -134,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
 
     decompile = command("decompile", "turn a Kajabi customers URL back into KQL")
     decompile.add_argument("url", nargs="?", default="-", help="a URL or query string ('-' reads stdin)")
+    decompile.add_argument("--json", action="store_true", help='print {"kql": "…", "json": the JSON form}')
 
     filters = command("filters", "list every filter kql knows")
     filters.add_argument("--json", action="store_true", help="machine-readable output")
@@ -250,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return help_main(args.topic, args.no_pager)
         if args.command == "decompile":
-            return _decompile(_read_expr(args.url).strip())
+            return _decompile(_read_expr(args.url).strip(), args.json)
         text = read_query(args.expr, args.file)
         if args.command == "compile":
             return _compile(text, args)
@@ -262,12 +268,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return count_main(text, args)
         if args.command == "check":
             return _check(text, args)
-        return _fmt(text)
+        return _fmt(text, args.json)
     except KQLError as error:
-        print(error.render(), file=sys.stderr)
+        if getattr(args, "json", False):  # machine output: the errors too, every one, on stdout
+            print(json.dumps({"ok": False, "errors": [e.to_dict() for e in error.errors]}, ensure_ascii=False))
+        else:
+            print(error.render(), file=sys.stderr)
         return EXIT_USAGE
     except UsageError as error:
-        print(f"kql {args.command}: {error}", file=sys.stderr)
+        if getattr(args, "json", False):
+            usage = {"code": "usage", "message": str(error), "span": None, "hint": None}
+            print(json.dumps({"ok": False, "errors": [usage]}, ensure_ascii=False))
+        else:
+            print(f"kql {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `kql filters | head`
         sys.stderr.close()
@@ -319,8 +332,9 @@ def _compile(text: str, args: argparse.Namespace) -> int:
         print(json.dumps(payload, ensure_ascii=False))
         return EXIT_OK
     if compiled.matches_nothing:
+        # Nothing on stdout and a distinct exit: `curl "$API?$(kql compile …)"` must not fetch everyone.
         print("note: these filters contradict each other; no customer matches, no request is needed", file=sys.stderr)
-        return EXIT_OK
+        return EXIT_NOTHING
     print(compiled.url(_base_url(args.base_url)) if args.url else compiled.query_string)
     return EXIT_OK
 
@@ -386,6 +400,14 @@ def _segments(args: argparse.Namespace) -> int:
             if isinstance(found, int):
                 return found  # the API failed: the exit code
             counts = found
+        if args.json:
+            rows = [
+                {"name": s.name, "description": s.description, "query": s.query}
+                | ({"count": counts[s.name]} if counts else {})
+                for s in segments
+            ]
+            print(json.dumps(rows, ensure_ascii=False))
+            return EXIT_OK
         width = max((len(s.name) for s in segments), default=0) + 1
         digits = max((len(f"{n:,}") for n in counts.values()), default=0)
         for segment in segments:
@@ -394,6 +416,10 @@ def _segments(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.action == "check":
         problems = segments.check()
+        if args.json:
+            errors = [e.to_dict() for e in problems]
+            print(json.dumps({"ok": not problems, "segments": len(segments), "errors": errors}, ensure_ascii=False))
+            return EXIT_USAGE if problems else EXIT_OK
         for problem in problems:
             print(problem.render() + "\n", file=sys.stderr)
         if problems:
@@ -408,22 +434,35 @@ def _segments(args: argparse.Namespace) -> int:
     from kql.language.parser import parse
 
     expanded = segments.expand(parse("@" + name))
-    print(f"@{shown.name}" + (f" — {shown.description}" if shown.description else ""))
-    print(f"  defined:  {shown.query.strip()}  ({shown.where()})")
-    print(f"  expanded: {format_query(expanded)}")
     from kql.planning.names import find_names
 
     names = find_names(expanded)
+    request: str | None = None
     if names:
         listed = ", ".join(f'{ref.kind} "{ref.name}"' for ref in names)
-        print(f"  request:  resolved by kql run: names become ids first ({listed})")
+        shown_request = f"resolved by kql run: names become ids first ({listed})"
+    else:
+        try:
+            request = compile_query(expanded).query_string
+            shown_request = request or "(no filters)"
+        except KQLError as error:
+            shown_request = f"needs more than one request ({error.code}: {error.message})"
+    if args.json:
+        row = {
+            "name": shown.name,
+            "description": shown.description,
+            "query": shown.query.strip(),
+            "defined": shown.where(),
+            "expanded": format_query(expanded),
+            "request": request,
+            "names": [{"kind": ref.kind, "name": ref.name} for ref in names],
+        }
+        print(json.dumps(row, ensure_ascii=False))
         return EXIT_OK
-    try:
-        compiled = compile_query(expanded)
-    except KQLError as error:
-        print(f"  request:  needs more than one request ({error.code}: {error.message})")
-        return EXIT_OK
-    print(f"  request:  {compiled.query_string or '(no filters)'}")
+    print(f"@{shown.name}" + (f" — {shown.description}" if shown.description else ""))
+    print(f"  defined:  {shown.query.strip()}  ({shown.where()})")
+    print(f"  expanded: {format_query(expanded)}")
+    print(f"  request:  {shown_request}")
     return EXIT_OK
 
 
@@ -433,18 +472,27 @@ def _closest_segment(name: str, segments: Segments) -> str | None:
     return did_you_mean("@" + name, ["@" + s.name for s in segments])
 
 
-def _decompile(text: str) -> int:
+def _decompile(text: str, as_json: bool = False) -> int:
     from kql.language.decompiler import decompile
 
-    print(decompile(text).text)
-    return EXIT_OK
+    return _print_kql(decompile(text).text, as_json)
 
 
-def _fmt(text: str) -> int:
+def _fmt(text: str, as_json: bool = False) -> int:
     from kql.language.formatter import format_query
     from kql.language.parser import parse
 
-    print(format_query(parse(text)))
+    return _print_kql(format_query(parse(text)), as_json)
+
+
+def _print_kql(text: str, as_json: bool) -> int:
+    if as_json:
+        from kql.language.jsonform import to_json
+        from kql.language.parser import parse
+
+        print(json.dumps({"kql": text, "json": to_json(parse(text))}, ensure_ascii=False))
+    else:
+        print(text)
     return EXIT_OK
 
 
