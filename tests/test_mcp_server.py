@@ -32,7 +32,9 @@ query = "@vip and created_in_last(30d)"
 
 
 @asynccontextmanager
-async def session(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> AsyncIterator[ClientSession]:
+async def session(
+    args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> AsyncIterator[ClientSession]:
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "kql", "mcp", *args], env=env or {}, cwd=str(cwd) if cwd else None
     )
@@ -93,9 +95,8 @@ def test_tools_over_the_sandbox(tmp_path: Path) -> None:
     assert ok["valid"] and ok["requests"] == 1
     bad = payload(out["check_bad"])
     assert bad["valid"] is False
-    assert bad["errors"] == [
-        {"code": "E102", "message": "unknown filter 'opend'", "span": [13, 18], "hint": "did you mean 'opened' or 'dropped'?"}
-    ]
+    hint = "did you mean 'opened' or 'dropped'?"
+    assert bad["errors"] == [{"code": "E102", "message": "unknown filter 'opend'", "span": [13, 18], "hint": hint}]
     assert "               ^^^^^" in bad["rendered"]
 
     plan = payload(out["explain"])
