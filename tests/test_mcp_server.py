@@ -165,6 +165,7 @@ def test_budget_refused_before_any_request_and_the_token_never_shown() -> None:
                 await client.call_tool("run", {"query": 'has_tag("nope")', "limit": 1}),
                 await client.call_tool("filters", {}),
                 await client.call_tool("check", {"query": TOKEN}),
+                await client.call_tool("explain", {"query": 'has_tag("VIP Customer") or subscribed'}),
             ]
             assert sandbox.stats["requests"] > before
             return results
@@ -176,6 +177,9 @@ def test_budget_refused_before_any_request_and_the_token_never_shown() -> None:
     assert payload(results[3])["returned"] <= 5
     assert payload(results[4])["count"] >= 0
     assert results[5].is_error and "E108" in text(results[5])
+    named = payload(results[8])
+    assert named["name_lookups"] == 0  # the tag catalogue is cached from the count above
+    assert named["requests"] == 2 and "has_tag(tag_" in named["explain"]
     for result in results:
         assert TOKEN not in text(result)
         assert TOKEN not in json.dumps(result.structured_content or {})
