@@ -26,6 +26,7 @@ _DELEGATED = {
     "run": "kql.cli.run:main",
     "sandbox": "kql.sandbox.cli:main",
     "shell": "kql.cli.shell:main",
+    "mcp": "kql.cli.mcp_server:main",
 }
 
 # 1: the query is valid but matches no customer (a contradiction): no request to print.
@@ -151,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="run a query against the API or the sandbox (kql run --help)", add_help=False)
     commands.add_parser("sandbox", help="serve the local sandbox API (kql sandbox --help)", add_help=False)
     commands.add_parser("shell", help="an interactive prompt for queries (kql shell --help)", add_help=False)
+    commands.add_parser("mcp", help="serve AI agents over MCP, stdio (kql mcp --help)", add_help=False)
     return parser
 
 
