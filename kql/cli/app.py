@@ -1,7 +1,8 @@
 """The ``kql`` command: a thin shell over the library.
 
 Exit codes: 0 ok, 2 invalid query or usage, 3 the API refused, 4 network or
-server failure. Data goes to stdout, errors and warnings to stderr. Commands that
+server failure; snapshot/diff/watch add 5 (consumer failed) and 6 (segment busy).
+Data goes to stdout, errors and warnings to stderr. Commands that
 talk HTTP live in their own modules and are imported only when used, so
 ``kql compile`` never loads httpx.
 """
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 _DELEGATED = {
     "run": "kql.cli.run:main",
     "sandbox": "kql.sandbox.cli:main",
+    "snapshot": "kql.cli.timeline:snapshot_main",
+    "diff": "kql.cli.timeline:diff_main",
+    "watch": "kql.cli.timeline:watch_main",
 }
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -97,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("run", help="run a query against the API or the sandbox (kql run --help)", add_help=False)
     commands.add_parser("sandbox", help="serve the local sandbox API (kql sandbox --help)", add_help=False)
+    commands.add_parser("snapshot", help="record who matches a segment now (kql snapshot --help)", add_help=False)
+    commands.add_parser("diff", help="who entered or left a segment since its snapshot", add_help=False)
+    commands.add_parser("watch", help="diff a segment every so often, deliver to a command", add_help=False)
     return parser
 
 
@@ -321,7 +328,7 @@ def _completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
     for name, sub in commands.choices.items():
         if name in _DELEGATED:  # its options live in the module that runs it
             module = importlib.import_module(_DELEGATED[name].split(":")[0])
-            sub = module._parser()
+            sub = module.parser_for(name) if hasattr(module, "parser_for") else module._parser()
         for action in sub._actions:
             for option in action.option_strings:
                 if action.choices:

@@ -33,6 +33,8 @@ from kql.execute.pagination import DEFAULT_MAX_PAGE_SIZE, Page, Pager, Record, p
 from kql.execute.retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
+    from kql.execute.state import Snapshot
+    from kql.execute.timeline import Changes
     from kql.language.ast import Query
     from kql.planning.names import AsyncResolver, Resolver
     from kql.planning.planner import Plan
@@ -648,6 +650,25 @@ class Client(_Base):
                 time.sleep(delay)
             elif stop.wait(delay):
                 raise _Stopped()
+
+    # -- segments over time (kql.execute.timeline; docs/segments.md) -----------
+
+    def snapshot(self, query: str | Query, **options: Any) -> Snapshot:
+        """Record who matches ``query`` (``"@vip"``, or an expression with ``name=``) in the state store.
+
+        Options as ``kql.execute.timeline.snapshot``: name, state, segments, keep, batch."""
+        from kql.execute.timeline import snapshot
+
+        return snapshot(self, query, **options)
+
+    def diff(self, query: str | Query, **options: Any) -> Changes:
+        """Entered / left / changed since the last snapshot: ``with client.diff("@vip") as changes: …``.
+
+        Options as ``kql.execute.timeline.diff``: name, state, segments, since, dry_run,
+        accept_new_definition, keep, batch."""
+        from kql.execute.timeline import diff
+
+        return diff(self, query, **options)
 
 
 class AsyncClient(_Base):

@@ -132,6 +132,11 @@ class Store:
             self._counts[key] = int(self.conn.execute(f"SELECT count(*) FROM customers c{where}", params).fetchone()[0])
         return self._counts[key]
 
+    def changed(self) -> None:
+        """Forget what was derived from the data (call with the lock held after changing rows: kql.sandbox.admin)."""
+        self._counts.clear()
+        self._sizes.clear()
+
     def customer(self, cid: int) -> sqlite3.Row | None:
         rows = self.query("SELECT * FROM customers WHERE id = ?", [cid])
         return rows[0] if rows else None
