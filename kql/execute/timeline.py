@@ -425,6 +425,8 @@ def deliver(
             raise
         if status != 0:
             how = f"was killed by signal {-status}" if status < 0 else f"exited {status}"
+            if shell and status > 128:  # the shell reports its child's death as 128 + the signal
+                how += f" (killed by signal {status - 128})"
             raise ConsumerFailed(
                 f"the consumer {how} on batch {number} ({len(events)} events; {done} batches delivered before): "
                 f"nothing was committed, so the same events come again next time"
