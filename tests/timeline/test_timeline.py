@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -133,3 +134,21 @@ def test_schema_is_migrated_and_newer_files_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StateError, match="newer than this kql"):
         StateStore(path)
+
+
+def test_busy_segment_exits_6_and_old_snapshots_are_pruned(
+    sandbox: Sandbox, workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = workdir / "elsewhere" / "state.sqlite3"
+    monkeypatch.setenv("KQL_STATE", str(state))  # no --state: the environment's file
+    opts = [o for o in options(sandbox, workdir) if o != str(workdir / "state.sqlite3") and o != "--state"]
+    for _ in range(3):
+        assert main(["snapshot", "@vip", "--keep", "2", *opts]) == 0
+    assert main(["snapshot", "--list", "vip", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert [s["id"] for s in listed] == [2, 3] and state.exists()
+    with StateStore(state) as store, store.lock("vip"):  # as a watcher in the middle of a delivery would
+        assert main(["diff", "@vip", "--format", "ndjson", *opts]) == 6
+    err = capsys.readouterr().err
+    assert "busy" in err and f"pid {os.getpid()}" in err
+    assert main(["diff", "@vip", "--format", "ndjson", *opts]) == 0  # released
