@@ -162,8 +162,16 @@ def target(
             if recorded is not None:  # not in the segments file: the definition it was snapshotted with
                 spec = source = recorded.query
             elif not known:
-                hint = "define it in kql.toml (see docs/segments.md), or snapshot an expression with --as NAME"
-                raise KQLError("E106", f"unknown segment '@{bare.group(1)}' (no segments file defines it)", None, hint)
+                from kql.language.errors import did_you_mean
+
+                where = f"not in {loaded.path or 'the segments'}" if loaded is not None else "no segments file"
+                names = [f"@{n}" for n in (loaded.segments if loaded is not None else ())]
+                names += [f"@{s.name}" for s in store.snapshots()] if store is not None else []
+                hint = did_you_mean("@" + bare.group(1), list(dict.fromkeys(names))) or (
+                    "define it in kql.toml (see docs/segments.md), or snapshot an expression with --as NAME"
+                )
+                message = f"unknown segment '@{bare.group(1)}' ({where}, and never snapshotted)"
+                raise KQLError("E106", message, None, hint)
         parsed = parse(spec)
     if name is None:
         raise KQLError(
