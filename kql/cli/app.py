@@ -1,7 +1,8 @@
 """The ``kql`` command: a thin shell over the library.
 
 Exit codes: 0 ok, 2 invalid query or usage, 3 the API refused, 4 network or
-server failure. Data goes to stdout, errors and warnings to stderr. Commands that
+server failure; snapshot/diff/watch add 5 (consumer failed) and 6 (segment busy).
+Data goes to stdout, errors and warnings to stderr. Commands that
 talk HTTP live in their own modules and are imported only when used, so
 ``kql compile`` never loads httpx.
 """
@@ -27,6 +28,9 @@ _DELEGATED = {
     "sandbox": "kql.sandbox.cli:main",
     "shell": "kql.cli.shell:main",
     "mcp": "kql.cli.mcp_server:main",
+    "snapshot": "kql.cli.timeline:snapshot_main",
+    "diff": "kql.cli.timeline:diff_main",
+    "watch": "kql.cli.timeline:watch_main",
 }
 
 # 1: the query is valid but matches no customer (a contradiction): no request to print.
@@ -153,6 +157,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("sandbox", help="serve the local sandbox API (kql sandbox --help)", add_help=False)
     commands.add_parser("shell", help="an interactive prompt for queries (kql shell --help)", add_help=False)
     commands.add_parser("mcp", help="serve AI agents over MCP, stdio (kql mcp --help)", add_help=False)
+    commands.add_parser("snapshot", help="record who matches a segment now (kql snapshot --help)", add_help=False)
+    commands.add_parser("diff", help="who entered or left a segment since its snapshot", add_help=False)
+    commands.add_parser("watch", help="diff a segment every so often, deliver to a command", add_help=False)
     return parser
 
 

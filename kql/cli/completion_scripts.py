@@ -263,7 +263,9 @@ def spec(parser: argparse.ArgumentParser, delegated: dict[str, str]) -> Spec:
     helps = {choice.dest: choice.help or "" for choice in subparsers._choices_actions}
     for name, sub in subparsers.choices.items():
         if name in delegated:  # its options live in the module that runs it
-            sub = importlib.import_module(delegated[name].split(":")[0])._parser()
+            module = importlib.import_module(delegated[name].split(":")[0])
+            # A module serving several commands (snapshot, diff, watch) has a parser per command.
+            sub = module.parser_for(name) if hasattr(module, "parser_for") else module._parser()
         found: list[str] = []
         for action in sub._actions:
             if isinstance(action, argparse._SubParsersAction):

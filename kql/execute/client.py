@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from kql.execute import targets
+from kql.execute import targets, timeline
 from kql.execute.auth import TokenSource
 from kql.execute.base import _AGAIN, _RETRY, CUSTOMERS_PATH, TOKEN_PATH, ClientBase, _Exchange, _Stopped
 from kql.execute.counting import count_exact
@@ -33,8 +33,10 @@ from kql.execute.errors import ExecutorError
 from kql.execute.pagination import Page, Pager, Record, parse_page
 from kql.execute.planrun import run_plan
 from kql.execute.retry import RetryPolicy
+from kql.execute.state import Snapshot
 from kql.execute.streams import Customers
 from kql.execute.targets import Runnable, prepare
+from kql.execute.timeline import Changes
 from kql.language.ast import Query
 from kql.planning.lookups import check_before_lookups
 from kql.planning.names import Resolver
@@ -229,3 +231,15 @@ class Client(ClientBase):
             elif stop.wait(delay):
                 raise _Stopped()
 
+    def snapshot(self, query: str | Query, **options: Any) -> Snapshot:
+        """Record who matches ``query`` (``"@vip"``, or an expression with ``name=``) in the state store.
+
+        Options as ``kql.execute.timeline.snapshot``: name, state, segments, keep, batch."""
+        return timeline.snapshot(self, query, **options)
+
+    def diff(self, query: str | Query, **options: Any) -> Changes:
+        """Entered / left / changed since the last snapshot: ``with client.diff("@vip") as changes: …``.
+
+        Options as ``kql.execute.timeline.diff``: name, state, segments, since, dry_run,
+        accept_new_definition, keep, batch."""
+        return timeline.diff(self, query, **options)

@@ -337,6 +337,11 @@ class Store:
             self._counts[key] = total
         return total
 
+    def changed(self) -> None:
+        """Forget what was derived from the data (call with the lock held after changing rows: kql.sandbox.admin)."""
+        self._counts.clear()
+        self._sizes.clear()
+
     def customer(self, cid: int) -> sqlite3.Row | None:
         rows = self.query("SELECT * FROM customers WHERE id = ?", [cid])
         return rows[0] if rows else None
