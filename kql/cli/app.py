@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 _DELEGATED = {
     "run": "kql.cli.run:main",
     "sandbox": "kql.sandbox.cli:main",
+    "lsp": "kql.cli.lsp:main",
 }
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -97,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("run", help="run a query against the API or the sandbox (kql run --help)", add_help=False)
     commands.add_parser("sandbox", help="serve the local sandbox API (kql sandbox --help)", add_help=False)
+    commands.add_parser("lsp", help="language server for editors, over stdio (needs kql[lsp])", add_help=False)
     return parser
 
 
