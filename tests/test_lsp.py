@@ -250,6 +250,14 @@ def test_never_crashes(client: LSPClient, workspace: Path, text: str) -> None:
     assert client.process.poll() is None
 
 
+def test_other_files_are_left_alone(client: LSPClient, workspace: Path) -> None:
+    # An editor set up for plain text sends every .txt file too: only .kql (or languageId kql) is KQL.
+    notes = workspace / "queries" / "notes.txt"
+    assert client.open(notes, "opend(bc_9) is a typo", language="plaintext") == []
+    assert client.at("textDocument/completion", notes, 0, 3) is None
+    assert client.open(workspace / "queries" / "scratch.txt", "opend(1)", language="kql")[0]["code"] == "E102"
+
+
 def test_unknown_document_requests_answer_nothing(client: LSPClient, workspace: Path) -> None:
     never_opened = workspace / "queries" / "missing.kql"
     assert client.at("textDocument/hover", never_opened, 0, 0) is None

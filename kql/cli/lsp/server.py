@@ -62,13 +62,13 @@ class KQLServer(LanguageServer):
         return Lines(self.texts.get(uri, ""), encoding)
 
     def kind(self, uri: str) -> str:
-        """``kql``, ``segments`` or ``other`` (a TOML file that is not a segments file)."""
+        """``kql``, ``segments`` or ``other``: editors may send any plain-text or TOML file."""
         path = to_fs_path(uri) or uri
         if path.endswith(".toml"):
             named = {Path(p).resolve() for p in (self.explicit_segments, os.environ.get("KQL_SEGMENTS")) if p}
             is_segments = Path(path).name == "kql.toml" or Path(path).resolve() in named
             return "segments" if is_segments else "other"
-        return "kql"
+        return "kql" if path.endswith(".kql") or self.languages.get(uri) == "kql" else "other"
 
     def segments_path(self, uri: str) -> Path | None:
         """``--segments``, else ``$KQL_SEGMENTS``, else the nearest kql.toml above the document."""
@@ -201,6 +201,7 @@ def build(segments: str | None = None) -> KQLServer:
     @_safe
     def did_open(ls: KQLServer, params: lsp.DidOpenTextDocumentParams) -> None:
         ls.texts[params.text_document.uri] = params.text_document.text
+        ls.languages[params.text_document.uri] = params.text_document.language_id
         ls.republish(params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
@@ -222,6 +223,7 @@ def build(segments: str | None = None) -> KQLServer:
         uri = params.text_document.uri
         was_segments = ls.kind(uri) == "segments"
         ls.texts.pop(uri, None)
+        ls.languages.pop(uri, None)
         ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
         if was_segments:  # the file on disk counts again
             for other in list(ls.texts):
