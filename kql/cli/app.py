@@ -31,6 +31,7 @@ _DELEGATED = {
     "snapshot": "kql.cli.timeline:snapshot_main",
     "diff": "kql.cli.timeline:diff_main",
     "watch": "kql.cli.timeline:watch_main",
+    "lsp": "kql.cli.lsp:main",
 }
 
 # 1: the query is valid but matches no customer (a contradiction): no request to print.
@@ -160,6 +161,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("snapshot", help="record who matches a segment now (kql snapshot --help)", add_help=False)
     commands.add_parser("diff", help="who entered or left a segment since its snapshot", add_help=False)
     commands.add_parser("watch", help="diff a segment every so often, deliver to a command", add_help=False)
+    commands.add_parser("lsp", help="language server for editors, over stdio (needs kql[lsp])", add_help=False)
     return parser
 
 
