@@ -121,6 +121,11 @@ class KQLError(Exception):
         return f"KQLError({self.code!r}, {self.message!r}, span={self.span!r}, hint={self.hint!r})"
 
     def to_dict(self) -> dict[str, object]:
+        """JSON-ready: ``code``, ``message``, ``span`` (``[start, end]`` or None) and ``hint`` of this
+        problem, and ``errors``: the same four keys for every problem found, this one first."""
+        return {**self._fields(), "errors": [error._fields() for error in self.errors]}
+
+    def _fields(self) -> dict[str, object]:
         return {
             "code": self.code,
             "message": self.message,
