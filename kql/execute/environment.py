@@ -37,8 +37,9 @@ def site_id(environ: Mapping[str, str] | None = None) -> str | None:
         return None
     try:
         return parse_site_id(value)
-    except ValueError as error:
-        raise ConfigError(f"{SITE_ID}: {error}") from None
+    except ValueError:
+        # Without the value: a token pasted into the wrong variable must not be printed.
+        raise ConfigError(f"{SITE_ID} must be a positive number (e.g. 123 or site_123)") from None
 
 
 def credentials(environ: Mapping[str, str] | None = None, token: str | None = None) -> dict[str, str] | None:
