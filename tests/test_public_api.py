@@ -93,7 +93,12 @@ def test_from_env_reads_the_token_base_url_and_site() -> None:
 
 def test_from_env_oauth_and_defaults() -> None:
     options = client_options({"KAJABI_CLIENT_ID": "id", "KAJABI_CLIENT_SECRET": SECRET})
-    assert options == {"base_url": "https://api.kajabi.com", "client_id": "id", "client_secret": SECRET, "site_id": None}
+    assert options == {
+        "base_url": "https://api.kajabi.com",
+        "client_id": "id",
+        "client_secret": SECRET,
+        "site_id": None,
+    }
 
 
 async def _async_from_env() -> str:
