@@ -17,6 +17,7 @@ from kql._version import __version__ as __version__
 from kql.language.errors import KQLError, KQLErrors, Span
 
 if TYPE_CHECKING:
+    # Every name the lazy map below serves, imported here too so type checkers see it.
     from kql.execute.async_client import AsyncClient
     from kql.execute.client import Client
     from kql.execute.errors import (
@@ -33,21 +34,27 @@ if TYPE_CHECKING:
     from kql.planning.compiler import Compiled
     from kql.planning.plan import Plan
     from kql.planning.segments import Segments
-    from kql.registry import Registry
+    from kql.registry import Filter, Registry
 
+# The public API, one list: docs/python.md in the source tree documents exactly these names.
 __all__ = [
     "APIError",
     "AsyncClient",
     "Client",
     "Compiled",
+    "Completion",
     "ConfigError",
     "ExecutorError",
+    "Filter",
     "KQLError",
     "KQLErrors",
     "PaginationError",
+    "Plan",
     "Query",
     "RedirectRefused",
+    "Registry",
     "RetryPolicy",
+    "Segments",
     "Span",
     "TransportError",
     "compile",
@@ -88,7 +95,13 @@ def plan(
     segments: Segments | str | os.PathLike[str] | None = None,
     max_requests: int | None = None,
 ) -> Plan:
-    """Plan any KQL expression into API requests plus local work (``kql help planner``)."""
+    """Plan any KQL expression into API requests plus local work, without sending anything.
+
+    ``print(plan)`` (or ``plan.explain()``) shows the listings, exclusions, intersections and
+    local filters; ``plan.to_dict()`` is the JSON form. ``segments`` (a Segments, or the path of
+    a segments file) expands ``@name``. KQLError E307/E308 when the plan needs more than
+    ``max_requests`` listings.
+    """
     from kql.planning.planner import plan_query
 
     if isinstance(segments, str | os.PathLike):
@@ -97,7 +110,8 @@ def plan(
 
 
 def load_segments(path: str | os.PathLike[str]) -> Segments:
-    """The segments of a TOML segments file (``kql help segments``)."""
+    """The segments of a TOML segments file: ``[segments.NAME]`` tables with ``query = "…"`` (and an
+    optional ``description``), for ``segments=`` and ``@NAME`` in queries. KQLError E012 if invalid."""
     from kql.planning.segments import load
 
     return load(path)
@@ -117,10 +131,15 @@ def filters() -> Registry:
     return registry()
 
 
-def complete(text: str, cursor: int | None = None, segments: Segments | None = None) -> list[Completion]:
-    """What can be typed at ``cursor`` (default: the end): keywords, filters, fields, values."""
+def complete(
+    text: str, cursor: int | None = None, segments: Segments | str | os.PathLike[str] | None = None
+) -> list[Completion]:
+    """What can be typed at ``cursor`` (default: the end): keywords, filters, fields, values,
+    and ``@name`` for each of ``segments`` (a Segments, or the path of a segments file)."""
     from kql.language.completion import complete as _complete
 
+    if isinstance(segments, str | os.PathLike):
+        segments = load_segments(segments)
     return _complete(text, cursor, segments)
 
 
@@ -150,6 +169,8 @@ _LAZY = {
     "Compiled": "kql.planning.compiler",
     "Query": "kql.language.ast",
     "Filter": "kql.registry",
+    "Registry": "kql.registry",
+    "Completion": "kql.language.completion",
     "Segments": "kql.planning.segments",
     "Plan": "kql.planning.plan",
     # The executor (imports httpx): kql.Client(...).customers("any KQL expression").
@@ -170,3 +191,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'kql' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

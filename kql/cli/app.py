@@ -282,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fmt(text, args.json)
     except KQLError as error:
         if getattr(args, "json", False):  # machine output: the errors too, every one, on stdout
-            print(json.dumps({"ok": False, "errors": [e.to_dict() for e in error.errors]}, ensure_ascii=False))
+            print(json.dumps({"ok": False, "errors": [e.problem() for e in error.errors]}, ensure_ascii=False))
         else:
             print(error.render(), file=sys.stderr)
         return EXIT_USAGE
@@ -338,7 +338,7 @@ def _compile(text: str, args: argparse.Namespace) -> int:
             "query": compiled.query_string,
             "matches_nothing": compiled.matches_nothing,
             "limit": compiled.limit,
-            "warnings": [w.to_dict() for w in compiled.warnings],
+            "warnings": [w.problem() for w in compiled.warnings],
         }
         print(json.dumps(payload, ensure_ascii=False))
         return EXIT_OK
@@ -386,10 +386,10 @@ def _check(text: str, args: argparse.Namespace) -> int:
     except KQLError as error:
         if not as_json:
             raise
-        print(json.dumps({"valid": False, "errors": [e.to_dict() for e in error.errors]}))
+        print(json.dumps({"valid": False, "errors": [e.problem() for e in error.errors]}))
         return EXIT_USAGE
     if as_json:
-        print(json.dumps({"valid": True, "warnings": [w.to_dict() for w in checked.warnings]}))
+        print(json.dumps({"valid": True, "warnings": [w.problem() for w in checked.warnings]}))
     else:
         _print_warnings(checked.warnings)
         print("ok")
@@ -428,7 +428,7 @@ def _segments(args: argparse.Namespace) -> int:
     if args.action == "check":
         problems = segments.check()
         if args.json:
-            errors = [e.to_dict() for e in problems]
+            errors = [e.problem() for e in problems]
             print(json.dumps({"ok": not problems, "segments": len(segments), "errors": errors}, ensure_ascii=False))
             return EXIT_USAGE if problems else EXIT_OK
         for problem in problems:

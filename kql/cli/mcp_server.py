@@ -228,7 +228,7 @@ def filters_result(search: str) -> dict[str, Any]:
 def _errors(error: KQLError, text: str) -> dict[str, Any]:
     if error.source is None:
         error.with_source(text)
-    return {"errors": [e.to_dict() for e in error.errors], "rendered": error.render()}
+    return {"errors": [e.problem() for e in error.errors], "rendered": error.render()}
 
 
 def check_result(text: str, connection: Connection) -> dict[str, Any]:
@@ -248,7 +248,7 @@ def check_result(text: str, connection: Connection) -> dict[str, Any]:
         "valid": True,
         "canonical": kql.format(query),
         "requests": plan.requests,
-        "warnings": [w.to_dict() for w in plan.warnings],
+        "warnings": [w.problem() for w in plan.warnings],
     }
 
 
@@ -274,7 +274,7 @@ def explain_result(text: str, max_requests: int | None, connection: Connection) 
         "name_lookups": lookups,
         "explain": plan.explain(),
         "plan": plan.to_dict(),
-        "warnings": [w.to_dict() for w in plan.warnings],
+        "warnings": [w.problem() for w in plan.warnings],
     }
 
 

@@ -37,22 +37,18 @@ def positive_int(text: str) -> int:
 
 
 def _site_id(text: str) -> str:
-    number = text.removeprefix("site_")
-    if not number.isdigit() or int(number) < 1:
-        raise argparse.ArgumentTypeError(f"a site id is a positive number (e.g. 123 or site_123), not {text!r}")
-    return str(int(number))
+    from kql.execute.environment import parse_site_id  # shared with Client.from_env()
+
+    try:
+        return parse_site_id(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _site_from_env() -> str | None:
-    value = os.environ.get("KAJABI_SITE_ID") or None
-    if value is None:
-        return None
-    try:
-        return _site_id(value)
-    except argparse.ArgumentTypeError as error:
-        from kql.execute.errors import ConfigError
+    from kql.execute.environment import site_id
 
-        raise ConfigError(f"KAJABI_SITE_ID: {error}") from None
+    return site_id()
 
 
 def _positive_float(text: str) -> float:
@@ -354,23 +350,16 @@ def _default_format(output: str | None) -> str:
 
 
 def _credentials(args: argparse.Namespace) -> dict[str, str]:
-    token = args.token or os.environ.get("KAJABI_TOKEN")
-    if token:
-        return {"token": token}
-    client_id, secret = os.environ.get("KAJABI_CLIENT_ID"), os.environ.get("KAJABI_CLIENT_SECRET")
-    if client_id and secret:
-        return {"client_id": client_id, "client_secret": secret}
+    from kql.execute.environment import credentials  # the variables Client.from_env() reads, read the same way
     from kql.execute.errors import ConfigError
 
-    if client_id or secret:
-        names = ["KAJABI_CLIENT_ID", "KAJABI_CLIENT_SECRET"]
-        have, missing = names if client_id else names[::-1]
-        raise ConfigError(f"{have} is set but {missing} is not: OAuth needs both (or use KAJABI_TOKEN)")
-
-    raise ConfigError(
-        "no credentials: pass --token, or set KAJABI_TOKEN, or KAJABI_CLIENT_ID and KAJABI_CLIENT_SECRET "
-        "(or try --sandbox)"
-    )
+    found = credentials(token=args.token)
+    if found is None:
+        raise ConfigError(
+            "no credentials: pass --token, or set KAJABI_TOKEN, or KAJABI_CLIENT_ID and KAJABI_CLIENT_SECRET "
+            "(or try --sandbox)"
+        )
+    return found
 
 
 def _policy(retries: int) -> Any:

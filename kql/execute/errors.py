@@ -31,6 +31,11 @@ class ExecutorError(Exception):
 
     exit_code = EXIT_FAILED
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready: ``code`` (the class name, e.g. ``"APIError"``), ``message``, ``exit_code``, and
+        for an ``APIError`` ``status`` and ``errors``. Messages are redacted already; no secret is added."""
+        return {"code": type(self).__name__, "message": str(self), "exit_code": self.exit_code}
+
 
 class ConfigError(ExecutorError, ValueError):
     """The client was configured in a way that cannot work or is unsafe (exit 2)."""
@@ -111,6 +116,20 @@ class APIError(ExecutorError):
         if self.attempts > 1:
             text += f" after {self.attempts} attempts"
         return text
+
+    def to_dict(self) -> dict[str, object]:
+        """``ExecutorError.to_dict`` with ``status``, ``title``, ``detail`` and every JSON:API ``errors`` entry
+        (the request URL is left out: it may carry a customer's email)."""
+        return {
+            **super().to_dict(),
+            "status": self.status,
+            "title": self.title,
+            "detail": self.detail,
+            "errors": [
+                {"status": e.status, "title": e.title, "detail": e.detail, "source": dict(e.source or {}) or None}
+                for e in self.errors
+            ],
+        }
 
     def __repr__(self) -> str:
         return f"APIError(status={self.status}, title={self.title!r}, detail={self.detail!r})"

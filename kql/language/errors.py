@@ -121,6 +121,12 @@ class KQLError(Exception):
         return f"KQLError({self.code!r}, {self.message!r}, span={self.span!r}, hint={self.hint!r})"
 
     def to_dict(self) -> dict[str, object]:
+        """JSON-ready: ``code``, ``message``, ``span`` (``[start, end]`` or None) and ``hint`` of this
+        problem, and ``errors``: the same four keys for every problem found, this one first."""
+        return {**self.problem(), "errors": [error.problem() for error in self.errors]}
+
+    def problem(self) -> dict[str, object]:
+        """This one problem, JSON-ready: ``code``, ``message``, ``span`` and ``hint``."""
         return {
             "code": self.code,
             "message": self.message,

@@ -136,7 +136,11 @@ class _Checker:
         if isinstance(node, ast.Comparison):
             return self.comparison(node)
         if self.segments is None:
-            hint = "no segments file is in use: pass --segments FILE, set KQL_SEGMENTS, or create kql.toml"
+            # The library's advice first (Python callers pass segments themselves); then the command's.
+            hint = (
+                "no segments were given: pass segments=kql.load_segments('kql.toml') "
+                "(the kql command reads --segments FILE, $KQL_SEGMENTS or ./kql.toml)"
+            )
         elif node.name in self.segments:
             return Cond("@" + node.name, "segment", None, None, (), node)
         else:
