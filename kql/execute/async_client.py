@@ -20,7 +20,6 @@ from kql.execute import targets
 from kql.execute.auth import AsyncTokenSource
 from kql.execute.base import _AGAIN, _RETRY, CUSTOMERS_PATH, TOKEN_PATH, ClientBase, _Exchange
 from kql.execute.counting import count_exact_async
-from kql.execute.environment import client_options
 from kql.execute.errors import ExecutorError
 from kql.execute.pagination import Page, Pager, Record, parse_page
 from kql.execute.planrun import run_plan_async
@@ -38,38 +37,10 @@ __all__ = ["AsyncClient"]
 class AsyncClient(ClientBase):
     """Asynchronous client over one ``httpx.AsyncClient``; pages run as tasks, ``concurrency`` at a time.
 
-    Parameters (all but ``base_url`` by keyword):
-
-    - ``base_url``: the API origin, default ``https://api.kajabi.com``; ``https`` only, except
-      loopback (or with ``insecure=True``); it must not carry credentials.
-    - ``token``: a bearer token. Or, instead:
-    - ``client_id``, ``client_secret``: OAuth client credentials; a token is fetched from
-      ``/v1/oauth/token`` and fetched again when it expires or is refused.
-    - ``site_id``: a site id (``123``), sent as ``filter[site_id]`` on every listing.
-    - ``timeout``: seconds per request (default 30).
-    - ``concurrency``: pages fetched at once (default 8).
-    - ``retry``: a ``kql.RetryPolicy`` (attempts, back-off, ``Retry-After``); default ``RetryPolicy()``.
-    - ``max_page_size``: the largest ``page[size]`` requested (default 100).
-    - ``insecure``: allow plain ``http://`` to a host that is not loopback (the token travels unencrypted).
-    - ``lookahead``: pages requested ahead of the reader (default ``4 * concurrency``, at least ``concurrency``).
-
-    ``ConfigError`` for settings that cannot work. The environment is not read: use
-    ``AsyncClient.from_env()`` for ``KAJABI_TOKEN`` and friends.
+    Constructor parameters and ``from_env()``: as ``kql.Client``.
     """
 
     _tokens: AsyncTokenSource
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> AsyncClient:
-        """A client configured from the environment (``environ``, default ``os.environ``).
-
-        Credentials from ``KAJABI_TOKEN``, or ``KAJABI_CLIENT_ID`` + ``KAJABI_CLIENT_SECRET``;
-        the origin from ``KAJABI_BASE_URL`` (default ``https://api.kajabi.com``); the site from
-        ``KAJABI_SITE_ID`` (``123`` or ``site_123``). ``options`` are the other constructor
-        parameters (``timeout``, ``concurrency``, …). ``ConfigError`` names the variable at
-        fault and never shows a value.
-        """
-        return cls(**client_options(environ), **options)
 
     def _open(self) -> None:
         self._http = httpx.AsyncClient(**self._httpx_options())

@@ -11,14 +11,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, Self
 
 import httpx
 
 from kql._version import __version__
 from kql.execute.auth import AsyncTokenSource, ClientCredentials, Credentials, StaticToken, TokenSource
 from kql.execute.catalogues import CatalogueWalk
+from kql.execute.environment import client_options
 from kql.execute.errors import APIError, ConfigError, ExecutorError, PaginationError, RedirectRefused, TransportError
 from kql.execute.origin import check_base_url, describe_origin, same_origin
 from kql.execute.pagination import DEFAULT_MAX_PAGE_SIZE, Pager, parse_page
@@ -97,6 +98,26 @@ class ClientBase:
         insecure: bool = False,
         lookahead: int | None = None,
     ) -> None:
+        """A client of the customers API at ``base_url``.
+
+        Parameters (all but ``base_url`` by keyword):
+
+        - ``base_url``: the API origin, default ``https://api.kajabi.com``; ``https`` only, except
+          loopback (or with ``insecure=True``); it must not carry credentials.
+        - ``token``: a bearer token. Or, instead:
+        - ``client_id``, ``client_secret``: OAuth client credentials; a token is fetched from
+          ``/v1/oauth/token`` and fetched again when it expires or is refused.
+        - ``site_id``: a site id (``123``), sent as ``filter[site_id]`` on every listing.
+        - ``timeout``: seconds per request (default 30).
+        - ``concurrency``: pages fetched at once (default 8).
+        - ``retry``: a ``kql.RetryPolicy`` (attempts, back-off, ``Retry-After``); default ``RetryPolicy()``.
+        - ``max_page_size``: the largest ``page[size]`` requested (default 100).
+        - ``insecure``: allow plain ``http://`` to a host that is not loopback (the token travels unencrypted).
+        - ``lookahead``: pages requested ahead of the reader (default ``4 * concurrency``, at least ``concurrency``).
+
+        ``ConfigError`` for settings that cannot work. The environment is not read: use
+        ``from_env()`` for ``KAJABI_TOKEN`` and friends.
+        """
         self.base_url = check_base_url(base_url, insecure=insecure)
         if token is not None and (client_id or client_secret):
             raise ConfigError("give either a token or a client id and secret, not both")
@@ -130,6 +151,18 @@ class ClientBase:
         self.stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
         self._open()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Self:
+        """A client configured from the environment (``environ``, default ``os.environ``).
+
+        Credentials from ``KAJABI_TOKEN``, or ``KAJABI_CLIENT_ID`` + ``KAJABI_CLIENT_SECRET``;
+        the origin from ``KAJABI_BASE_URL`` (default ``https://api.kajabi.com``); the site from
+        ``KAJABI_SITE_ID`` (``123`` or ``site_123``). ``options`` are the other constructor
+        parameters (``timeout``, ``concurrency``, …). ``ConfigError`` names the variable at
+        fault and never shows a value.
+        """
+        return cls(**client_options(environ), **options)
 
     def _open(self) -> None:
         """Create the httpx client and token source (each subclass its own kind)."""
