@@ -451,8 +451,9 @@ def _branches(typed: Typed | None, reg: Registry, cap: int, query: ast.Query, no
 
 def _needed_attributes(branches: Sequence[Branch], sort: str | None) -> list[str]:
     needed = [f.attribute for b in branches for f in b.local]
-    if len(branches) > 1 or needed:
-        # Merging streams compares the sort key (created_at by default) of each customer.
+    if len(branches) > 1 or any(b.requests > 1 or b.local for b in branches):
+        # A plan's stream is merged and its order checked on the sort key (created_at by
+        # default) of each customer: a narrowed single branch too, or it warns falsely.
         needed.append((sort or "created_at").lstrip("-"))
     return list(dict.fromkeys(needed))
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import kql
 from kql.execute.async_client import AsyncClient
 from kql.execute.client import Client
 from kql.execute.merging import Window, order_key
@@ -202,3 +203,15 @@ def test_client_budget_refuses_before_any_request(sb: Sandbox, client: Client) -
         assert caught.value.code == "E308"
     assert sb.stats["requests"] == before
     assert len(list(client.customers(query, max_requests=3))) == len(ids(client, query))
+
+
+def test_a_narrowed_branch_whose_select_omits_the_sort_key_is_not_out_of_order(sb: Sandbox) -> None:
+    # Issue 11.16: the sort key was not fetched, so every record looked out of order.
+    query = "subscribed and not passed_assessment(asmt_1) select name sort -net_revenue limit 30"
+    plan = kql.plan(query)
+    assert not plan.single_request and plan.strip == ("net_revenue",)
+    with Client(sb.base_url, token=sb.token) as client:
+        customers = client.customers(query)
+        records = list(customers)
+        assert records and all(set(r) == {"id", "name"} for r in records)
+        assert customers.warnings == []
