@@ -21,7 +21,7 @@ from pathlib import Path
 
 import kql
 from kql.language.completion import complete
-from kql.planning.segments import from_text
+from kql.planning.segments_file import from_text
 from kql.registry import registry
 
 

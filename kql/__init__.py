@@ -112,7 +112,7 @@ def plan(
 def load_segments(path: str | os.PathLike[str]) -> Segments:
     """The segments of a TOML segments file: ``[segments.NAME]`` tables with ``query = "…"`` (and an
     optional ``description``), for ``segments=`` and ``@NAME`` in queries. KQLError E012 if invalid."""
-    from kql.planning.segments import load
+    from kql.planning.segments_file import load
 
     return load(path)
 

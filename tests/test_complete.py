@@ -13,7 +13,7 @@ import kql
 from kql.language.completion import Completion, complete
 from kql.language.lexer import BAD_CHARACTER
 from kql.language.parser import _lark
-from kql.planning.segments import from_text
+from kql.planning.segments_file import from_text
 
 QUERIES = [
     "site=123 and net_revenue>100 and opened(bc_9) and not has_tag(tag_5) sort -created_at",

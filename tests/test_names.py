@@ -14,7 +14,7 @@ from kql.language.errors import KQLError
 from kql.planning.checked import expand
 from kql.planning.compiler import compile_query
 from kql.planning.names import CATALOGUES, NameRef, Resolver, find_names, named_filters, resolve_names
-from kql.planning.segments import from_text
+from kql.planning.segments_file import from_text
 from kql.registry import registry
 
 CATALOGUE = {

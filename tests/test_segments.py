@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import kql
 from kql.language import ast
-from kql.planning.segments import find, from_text
+from kql.planning.segments_file import find, from_text
 
 SEGMENTS = '''\
 # Saved segments

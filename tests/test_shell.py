@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import kql.planning.segments
+import kql.planning.segments_file
 from tests.conftest import ROOT
 
 pexpect = pytest.importorskip("pexpect")
@@ -359,7 +359,7 @@ def test_colours_errors_and_completion_never_fail(text: str, data: st.DataObject
     from kql.cli.shell.prompt import KQLCompleter, _fragments, problem_line
     from kql.cli.shell.text import Checker
 
-    checker = Checker(kql.planning.segments.from_text('[segments.vip]\nquery = "net_revenue > 500"\n'))
+    checker = Checker(kql.planning.segments_file.from_text('[segments.vip]\nquery = "net_revenue > 500"\n'))
     assert "".join(fragment[1] for fragment in _fragments(text, checker)) == text
     cursor = data.draw(st.integers(0, len(text)))
     found = problem_line(text, checker, cursor)

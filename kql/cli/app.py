@@ -181,7 +181,7 @@ def _segments_option(parser: argparse.ArgumentParser, default: object = None) ->
 
 def _load_segments(args: argparse.Namespace, required: bool = False, text: str | None = None) -> Segments | None:
     """The segments file; for a query ``text``, a discovered file only when the query uses ``@name``."""
-    from kql.planning.segments import find, load
+    from kql.planning.segments_file import find, load
 
     if text is not None:
         return _segments_for(text, args.segments)
@@ -200,7 +200,7 @@ def _load_segments(args: argparse.Namespace, required: bool = False, text: str |
 
 def _segments_for(text: str, explicit: str | None) -> Segments | None:
     from kql.language.parser import parse
-    from kql.planning.segments import for_query
+    from kql.planning.segments_file import for_query
 
     try:
         query = parse(text)

@@ -91,7 +91,7 @@ class _LazySegments:
 
     def _segments(self) -> Any:
         if self._loaded is None:
-            from kql.planning.segments import find, load
+            from kql.planning.segments_file import find, load
 
             path = find(self._explicit)
             self._loaded = load(path) if path is not None else ()

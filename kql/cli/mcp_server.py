@@ -96,7 +96,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _load_segments(explicit: str | None) -> Segments | None:
-    from kql.planning.segments import find, load
+    from kql.planning.segments_file import find, load
 
     path = find(explicit)
     return None if path is None else load(path)

@@ -374,7 +374,7 @@ def _expanded(text: str, segments_path: str | None, max_requests: int | None) ->
     from kql.planning.checked import expand
     from kql.planning.lookups import check_before_lookups
     from kql.planning.names import find_names
-    from kql.planning.segments import for_query
+    from kql.planning.segments_file import for_query
 
     parsed = parse(text)
     query = expand(parsed, for_query(parsed, segments_path), text)

@@ -284,7 +284,7 @@ def _done(changes: Changes, counts: dict[str, int], command: str) -> None:
 
 
 def _segments(args: argparse.Namespace) -> Any:
-    from kql.planning.segments import find, load
+    from kql.planning.segments_file import find, load
 
     path = find(args.segments)
     return load(path) if path is not None else None

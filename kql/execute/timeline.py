@@ -35,7 +35,8 @@ from kql.language.errors import KQLError
 from kql.language.formatter import format_query
 from kql.language.parser import parse
 from kql.planning.checked import expand
-from kql.planning.segments import Segments, load
+from kql.planning.segments import Segments
+from kql.planning.segments_file import load
 
 
 class Stream(Iterator[dict[str, Any]], Protocol):

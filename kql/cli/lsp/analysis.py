@@ -18,7 +18,8 @@ import attrs
 from kql.cli.lsp.text import QueryString, query_strings
 from kql.language import ast
 from kql.language.errors import KQLError, Span
-from kql.planning.segments import Segment, SegmentError, Segments, from_text
+from kql.planning.segments import Segment, SegmentError, Segments
+from kql.planning.segments_file import from_text
 from kql.registry import Filter, registry
 
 Severity = Literal["error", "warning"]

@@ -70,7 +70,7 @@ def _shell(args: argparse.Namespace) -> int:
     from kql.cli.shell.session import Shell
     from kql.cli.shell.text import Checker
     from kql.execute.errors import ExecutorError, redact
-    from kql.planning.segments import find
+    from kql.planning.segments_file import find
 
     found = find(args.segments)
     segments = kql.load_segments(found) if found is not None else None
