@@ -1,7 +1,8 @@
 """``kql run EXPR``: execute a query and stream the customers out.
 
 Exit codes: 0 ok, 2 invalid query or usage, 3 the API refused (auth, 4xx),
-4 the network or server failed after retries. Data goes to stdout (or
+4 the network or server failed after retries (or customers are missing), 5 customers
+are missing and ``--allow-partial`` accepted it. Data goes to stdout (or
 ``--output``, written atomically), errors and warnings to stderr, never a
 traceback and never a credential.
 """
@@ -22,7 +23,8 @@ from kql.language.errors import KQLError
 if TYPE_CHECKING:
     from kql.execute.client import Client
 
-EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 4, 130, 143
+EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_FAILED, EXIT_PARTIAL = 0, 2, 3, 4, 5
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 _EXTENSIONS = {".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}
 
 
@@ -59,9 +61,9 @@ def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number, not {text}")
     return value
 
 
@@ -91,7 +93,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a KQL query against the Kajabi API (or the built-in sandbox) and stream the customers.",
         epilog=(
             "credentials: --token or KAJABI_TOKEN, or KAJABI_CLIENT_ID + KAJABI_CLIENT_SECRET (OAuth). "
-            "exit codes: 0 ok, 2 invalid query/usage, 3 API refused, 4 network/server failure. "
+            "exit codes: 0 ok, 2 invalid query/usage, 3 API refused, 4 network/server failure or customers missing, "
+            "5 customers missing, accepted by --allow-partial. "
             "Without 'sort', customers come oldest first (ascending created_at). Docs: docs/executor.md"
         ),
     )
@@ -110,7 +113,23 @@ def _parser() -> argparse.ArgumentParser:
         "--concurrency", type=positive_int, default=8, metavar="N", help="pages fetched at once (default 8)"
     )
     parser.add_argument(
-        "--timeout", type=_positive_float, default=30.0, metavar="SECONDS", help="seconds per request (default 30)"
+        "--timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="seconds one attempt of a request may take, connect to last byte (default 30)",
+    )
+    parser.add_argument(
+        "--max-body-mb",
+        type=_positive_float,
+        default=32.0,
+        metavar="MB",
+        help="largest response body accepted, in MiB (default 32)",
+    )
+    parser.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="customers missing from the server's pages: warn and exit 5 instead of failing (exit 4)",
     )
     parser.add_argument(
         "--max-page-size", type=positive_int, default=100, metavar="N", help="largest page[size] (default 100)"
@@ -219,7 +238,8 @@ def _run(args: argparse.Namespace, secrets: list[str]) -> int:
             target = _prepare(client.names.resolve(query, text), text, args.max_requests)
         for warning in target.warnings:
             print(warning.render(), file=sys.stderr)
-        return _stream(client, target, args, fmt)
+        code = _stream(client, target, args, fmt)
+        return EXIT_PARTIAL if code == EXIT_OK and client.stats["records-missing"] else code
 
 
 @contextlib.contextmanager
@@ -237,6 +257,8 @@ def connect(args: argparse.Namespace, secrets: list[str]) -> Iterator[Client]:
             "concurrency": getattr(args, "concurrency", 8),
             "max_page_size": getattr(args, "max_page_size", 100),
             "retry": _policy(getattr(args, "retries", 6)),
+            "allow_partial": getattr(args, "allow_partial", False),
+            "max_body_bytes": max(1, int(getattr(args, "max_body_mb", 32.0) * 1024 * 1024)),
         }
         if args.sandbox:
             from kql.sandbox import running
@@ -247,8 +269,8 @@ def connect(args: argparse.Namespace, secrets: list[str]) -> Iterator[Client]:
             base_url = args.base_url
             options.update(_credentials(args))
             options["insecure"] = args.insecure
-        if not args.sandbox:  # the sandbox's token is public ("sandbox"): redacting it garbles messages
-            secrets.extend(str(v) for k, v in options.items() if k in ("token", "client_secret") and v)
+        # The sandbox's token too: redaction leaves the word "sandbox" alone where it is not a credential.
+        secrets.extend(str(v) for k, v in options.items() if k in ("token", "client_secret") and v)
         yield stack.enter_context(Client(base_url, **options))
 
 
@@ -282,13 +304,24 @@ def _default_format(output: str | None) -> str:
 
 
 def _credentials(args: argparse.Namespace) -> dict[str, str]:
+    from kql.execute.auth import check_credential
+    from kql.execute.errors import ConfigError
+
+    def checked(value: str, what: str, where: str) -> str:
+        try:
+            return check_credential(value, what)  # never echoed: where it came from and what is wrong
+        except ValueError as error:
+            raise ConfigError(f"{where}: {error}") from None
+
     token = args.token or os.environ.get("KAJABI_TOKEN")
     if token:
-        return {"token": token}
+        return {"token": checked(token, "token", "--token" if args.token else "KAJABI_TOKEN")}
     client_id, secret = os.environ.get("KAJABI_CLIENT_ID"), os.environ.get("KAJABI_CLIENT_SECRET")
     if client_id and secret:
-        return {"client_id": client_id, "client_secret": secret}
-    from kql.execute.errors import ConfigError
+        return {
+            "client_id": checked(client_id, "client id", "KAJABI_CLIENT_ID"),
+            "client_secret": checked(secret, "client secret", "KAJABI_CLIENT_SECRET"),
+        }
 
     if client_id or secret:
         names = ["KAJABI_CLIENT_ID", "KAJABI_CLIENT_SECRET"]

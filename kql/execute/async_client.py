@@ -66,9 +66,7 @@ class AsyncClient(ClientBase):
             walk.accept(await self._send("GET", self._url(walk.path), params=params))
         return walk.found()
 
-    async def plan(
-        self, query: Runnable, *, segments: Segments | None = None, max_requests: int | None = None
-    ) -> Plan:
+    async def plan(self, query: Runnable, *, segments: Segments | None = None, max_requests: int | None = None) -> Plan:
         """``Client.plan``: the plan this client would run, names resolved."""
         found = targets.parsed(query, segments)
         if found is None:
@@ -117,9 +115,7 @@ class AsyncClient(ClientBase):
         pager = self._pager(plan, limit)
         return AsyncCustomers(pager, self._records(pager, plan.matches_nothing))
 
-    async def count(
-        self, query: Runnable, *, max_requests: int | None = None, segments: Segments | None = None
-    ) -> int:
+    async def count(self, query: Runnable, *, max_requests: int | None = None, segments: Segments | None = None) -> int:
         """``Client.count`` for the asynchronous client."""
         plan = await self.plan(query, segments=segments, max_requests=max_requests)
         if plan.matches_nothing:

@@ -85,9 +85,7 @@ class Client(ClientBase):
             walk.accept(self._send("GET", self._url(walk.path), params=params))
         return walk.found()
 
-    def plan(
-        self, query: Runnable, *, segments: Segments | None = None, max_requests: int | None = None
-    ) -> Plan:
+    def plan(self, query: Runnable, *, segments: Segments | None = None, max_requests: int | None = None) -> Plan:
         """The plan this client would run for ``query``: segments expanded, names resolved (the
         catalogues are fetched, nothing else), refused with E308 past ``max_requests`` listings."""
         found = targets.parsed(query, segments)
@@ -126,9 +124,7 @@ class Client(ClientBase):
         records: Iterator[Record] = iter(()) if plan.matches_nothing else self._records(pager)
         return Customers(pager, records)
 
-    def count(
-        self, query: Runnable, *, max_requests: int | None = None, segments: Segments | None = None
-    ) -> int:
+    def count(self, query: Runnable, *, max_requests: int | None = None, segments: Segments | None = None) -> int:
         """How many customers the query matches (``page`` and ``limit`` aside).
 
         One request for a single record when the API can answer it; a plan is run for ids.
@@ -235,7 +231,6 @@ class Client(ClientBase):
                 time.sleep(delay)
             elif stop.wait(delay):
                 raise _Stopped()
-
 
     def _attempt(
         self,

@@ -121,6 +121,7 @@ class Pager:
         self.last_total: int | None = None
         self.finished = limit is not None and limit <= 0
         self.allow_partial = allow_partial
+        self.moved_to: int | None = None
         self.missing = 0  # customers known to be missing once the run ended (accepted with allow_partial)
         self._short: list[tuple[int, int]] = []  # (page number, records) of non-last pages that stayed short
         self._partial_note: str | None = None
@@ -212,6 +213,8 @@ class Pager:
         if page.total_count is not None:
             if self.first_total is None:
                 self.first_total = page.total_count
+            elif page.total_count != self.first_total and self.last_total == self.first_total:
+                self.moved_to = page.total_count  # the first change: it may move back by the end
             self.last_total = page.total_count
         out: list[Record] = []
         for record in page.records:
@@ -243,7 +246,7 @@ class Pager:
         pages = ", ".join(f"page {number} held {n} of {self.size}" for number, n in self._short[:5])
         where = f" ({pages}{', …' if len(self._short) > 5 else ''}, even when asked again)" if pages else ""
         dupes = f"; {self.duplicates} duplicate(s) were dropped" if self.duplicates else ""
-        if self.first_total is not None and self.last_total != self.first_total:
+        if self._moved():
             self._partial_note = (
                 f"{self.yielded} customer(s) came back where the server first counted {self.first_total}{where}; "
                 "total_count changed during the run, so whether any are missing cannot be proven: re-run to be sure"
@@ -257,11 +260,15 @@ class Pager:
         self._partial_note = message + " (accepted: --allow-partial)"
         return missing
 
+    def _moved(self) -> bool:
+        return self.first_total is not None and (self.last_total != self.first_total or self.moved_to is not None)
+
     def warnings(self) -> list[str]:
         found = []
-        if self.first_total is not None and self.last_total is not None and self.first_total != self.last_total:
+        if self._moved():
+            last = self.last_total if self.last_total != self.first_total else self.moved_to
             found.append(
-                f"total_count changed from {self.first_total} to {self.last_total} during the run: "
+                f"total_count changed from {self.first_total} to {last} during the run: "
                 "customers were added or removed, and records may have shifted between pages"
             )
         if self.duplicates:
