@@ -315,7 +315,8 @@ def _credentials(args: argparse.Namespace) -> dict[str, str]:
 
     token = args.token or os.environ.get("KAJABI_TOKEN")
     if token:
-        return {"token": checked(token, "token", "--token" if args.token else "KAJABI_TOKEN")}
+        # stripped as the client strips it: a trailing newline from a file is not part of the token
+        return {"token": checked(token.strip(), "token", "--token" if args.token else "KAJABI_TOKEN")}
     client_id, secret = os.environ.get("KAJABI_CLIENT_ID"), os.environ.get("KAJABI_CLIENT_SECRET")
     if client_id and secret:
         return {

@@ -228,6 +228,11 @@ def test_unsendable_credentials_are_usage_errors_that_do_not_echo_them(
     assert api.requests == []
 
 
+def test_a_token_with_a_trailing_newline_still_works(api: FakeAPI) -> None:
+    done = kql_run("limit 1", "--base-url", api.base_url, env={"KAJABI_TOKEN": TOKEN + "\r\n"})
+    assert done.returncode == 0, done.stderr
+
+
 def test_the_library_refuses_them_too() -> None:
     with pytest.raises(ConfigError, match="control character"):
         Client("http://127.0.0.1:9", token="abc\r\nX: 1")
