@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve kql to AI agents over the Model Context Protocol (stdio).",
         epilog=(
             "credentials from the environment: KAJABI_TOKEN, or KAJABI_CLIENT_ID + KAJABI_CLIENT_SECRET; "
-            "KAJABI_BASE_URL, KAJABI_SITE_ID. Docs: docs/embedding.md"
+            "KAJABI_BASE_URL, KAJABI_SITE_ID. More: kql help embedding"
         ),
     )
     parser.add_argument("--sandbox", action="store_true", help="serve the built-in sandbox's data (no credentials)")

@@ -1,7 +1,8 @@
 """``kql run EXPR``: execute a query and stream the customers out.
 
 Exit codes: 0 ok, 2 invalid query or usage, 3 the API refused (auth, 4xx),
-4 the network or server failed after retries. Data goes to stdout (or
+4 the network or server failed after retries (or customers are missing), 5 customers
+are missing and ``--allow-partial`` accepted it. Data goes to stdout (or
 ``--output``, written atomically), errors and warnings to stderr, never a
 traceback and never a credential.
 """
@@ -22,7 +23,8 @@ from kql.language.errors import KQLError
 if TYPE_CHECKING:
     from kql.execute.client import Client
 
-EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 4, 130, 143
+EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_FAILED, EXIT_PARTIAL = 0, 2, 3, 4, 5
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 _EXTENSIONS = {".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}
 
 
@@ -55,9 +57,9 @@ def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number, not {text}")
     return value
 
 
@@ -92,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
             "  kql run 'has_tag(tag_5) and opened(bc_9)' -o vip.csv\n"
             "  kql run -f vip.kql | jq .email\n\n"
             "credentials: --token or KAJABI_TOKEN, or KAJABI_CLIENT_ID + KAJABI_CLIENT_SECRET (OAuth).\n"
-            "exit codes: 0 ok, 2 invalid query/usage, 3 API refused, 4 network/server failure.\n"
+            "exit codes: 0 ok, 2 invalid query/usage, 3 API refused, 4 network/server failure or customers missing,\n"
+            "5 customers missing, accepted by --allow-partial.\n"
             "Without 'sort', customers come oldest first (ascending created_at). More: kql help executor"
         ),
     )
@@ -112,7 +115,23 @@ def _parser() -> argparse.ArgumentParser:
         "--concurrency", type=positive_int, default=8, metavar="N", help="pages fetched at once (default 8)"
     )
     parser.add_argument(
-        "--timeout", type=_positive_float, default=30.0, metavar="SECONDS", help="seconds per request (default 30)"
+        "--timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="seconds one attempt of a request may take, connect to last byte (default 30)",
+    )
+    parser.add_argument(
+        "--max-body-mb",
+        type=_positive_float,
+        default=32.0,
+        metavar="MB",
+        help="largest response body accepted, in MiB (default 32)",
+    )
+    parser.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="customers missing from the server's pages: warn and exit 5 instead of failing (exit 4)",
     )
     parser.add_argument(
         "--max-page-size", type=positive_int, default=100, metavar="N", help="largest page[size] (default 100)"
@@ -229,7 +248,8 @@ def _run(args: argparse.Namespace, secrets: list[str]) -> int:
             target = _prepare(client.names.resolve(query, text), text, args.max_requests)
         for warning in target.warnings:
             print(warning.render(), file=sys.stderr)
-        return _stream(client, target, args, fmt)
+        code = _stream(client, target, args, fmt)
+        return EXIT_PARTIAL if code == EXIT_OK and client.stats["records-missing"] else code
 
 
 @contextlib.contextmanager
@@ -247,6 +267,8 @@ def connect(args: argparse.Namespace, secrets: list[str]) -> Iterator[Client]:
             "concurrency": getattr(args, "concurrency", 8),
             "max_page_size": getattr(args, "max_page_size", 100),
             "retry": _policy(getattr(args, "retries", 6)),
+            "allow_partial": getattr(args, "allow_partial", False),
+            "max_body_bytes": max(1, int(getattr(args, "max_body_mb", 32.0) * 1024 * 1024)),
         }
         if args.sandbox:
             from kql.sandbox import running
@@ -257,8 +279,8 @@ def connect(args: argparse.Namespace, secrets: list[str]) -> Iterator[Client]:
             base_url = args.base_url
             options.update(_credentials(args))
             options["insecure"] = args.insecure
-        if not args.sandbox:  # the sandbox's token is public ("sandbox"): redacting it garbles messages
-            secrets.extend(str(v) for k, v in options.items() if k in ("token", "client_secret") and v)
+        # The sandbox's token too: redaction leaves the word "sandbox" alone where it is not a credential.
+        secrets.extend(str(v) for k, v in options.items() if k in ("token", "client_secret") and v)
         yield stack.enter_context(Client(base_url, **options))
 
 
@@ -353,7 +375,7 @@ def _credentials(args: argparse.Namespace) -> dict[str, str]:
     from kql.execute.environment import credentials  # the variables Client.from_env() reads, read the same way
     from kql.execute.errors import ConfigError
 
-    found = credentials(token=args.token)
+    found = credentials(token=args.token, token_from="--token")
     if found is None:
         raise ConfigError(
             "no credentials: pass --token, or set KAJABI_TOKEN, or KAJABI_CLIENT_ID and KAJABI_CLIENT_SECRET "

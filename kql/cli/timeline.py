@@ -72,7 +72,7 @@ def parser_for(command: str) -> argparse.ArgumentParser:
         parser = argparse.ArgumentParser(
             prog="kql snapshot",
             description="Record who matches a segment now (ids, time, canonical query, selected attributes).",
-            epilog=_EXITS + " Docs: docs/segments.md",
+            epilog=_EXITS + " More: kql help segments",
         )
         _common(parser, "the segment (@vip) or an expression with --as NAME ('-' or nothing reads stdin)")
         parser.add_argument("--list", action="store_true", help="list the stored snapshots (of EXPR's name, if given)")
@@ -82,7 +82,7 @@ def parser_for(command: str) -> argparse.ArgumentParser:
         parser = argparse.ArgumentParser(
             prog="kql diff",
             description="Who entered, left or changed since the segment's last snapshot; then record the new one.",
-            epilog=_EXITS + " Docs: docs/segments.md",
+            epilog=_EXITS + " More: kql help segments",
         )
         _common(parser, "the segment (@vip), or an expression with --as NAME")
         parser.add_argument(

@@ -70,9 +70,7 @@ class AsyncClient(ClientBase):
             walk.accept(await self._send("GET", self._url(walk.path), params=params))
         return walk.found()
 
-    async def plan(
-        self, query: Runnable, *, segments: Segments | None = None, max_requests: int | None = None
-    ) -> Plan:
+    async def plan(self, query: Runnable, *, segments: Segments | None = None, max_requests: int | None = None) -> Plan:
         """``Client.plan``: the plan this client would run, names resolved."""
         found = targets.parsed(query, segments)
         if found is None:
@@ -121,9 +119,7 @@ class AsyncClient(ClientBase):
         pager = self._pager(plan, limit)
         return AsyncCustomers(pager, self._records(pager, plan.matches_nothing))
 
-    async def count(
-        self, query: Runnable, *, max_requests: int | None = None, segments: Segments | None = None
-    ) -> int:
+    async def count(self, query: Runnable, *, max_requests: int | None = None, segments: Segments | None = None) -> int:
         """``Client.count`` for the asynchronous client."""
         plan = await self.plan(query, segments=segments, max_requests=max_requests)
         return (await count_exact_async(self, plan, max_requests)).count
@@ -145,6 +141,7 @@ class AsyncClient(ClientBase):
                 page = await self._fetch(pager, page.number + 1)
                 for record in pager.accept(page):
                     yield record
+            self._finished(pager)
             return
         if self._gate is None:
             self._gate = asyncio.Semaphore(self.concurrency)
@@ -166,6 +163,7 @@ class AsyncClient(ClientBase):
                 following = next(numbers, None)
                 if following is not None and not pager.finished:
                     window.append(asyncio.ensure_future(gated(following)))
+            self._finished(pager)
         finally:
             for task in window:
                 task.cancel()
@@ -173,7 +171,12 @@ class AsyncClient(ClientBase):
 
     async def _fetch(self, pager: Pager, number: int) -> Page:
         url, params = self._page_request(pager, number)
-        return parse_page(number, await self._send("GET", url, params=params))
+        page = parse_page(number, await self._send("GET", url, params=params))
+        if pager.is_short(page):  # once more, as Client._fetch
+            self._count("fault:short-page")
+            again = parse_page(number, await self._send("GET", url, params=params))
+            page = again if len(again.records) >= len(page.records) else page
+        return page
 
     async def _grant(self, form: dict[str, str]) -> Mapping[str, Any]:
         self._count("token-grant")
@@ -201,9 +204,7 @@ class AsyncClient(ClientBase):
                 headers["Authorization"] = f"Bearer {token}"
             exchange.start()
             try:
-                response = await self._http.request(
-                    method, exchange.url, params=exchange.params, data=data, headers=headers
-                )
+                response = await self._attempt(method, exchange.url, exchange.params, data, headers)
             except httpx.TransportError as exc:
                 exchange.transport_failed(exc)
             else:
@@ -213,3 +214,27 @@ class AsyncClient(ClientBase):
                 if step is not _RETRY:
                     return step
             await asyncio.sleep(exchange.delay())
+
+    async def _attempt(
+        self,
+        method: str,
+        url: httpx.URL,
+        params: list[tuple[str, Any]] | None,
+        data: dict[str, str] | None,
+        headers: dict[str, str],
+    ) -> httpx.Response:
+        """One attempt within ``timeout`` from connect to last byte, its body capped in size."""
+        request = self._http.build_request(method, url, params=params, data=data, headers=headers)
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await self._http.send(request, stream=True)
+                try:
+                    self._check_length(response)
+                    body = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        self._take(body, chunk, response)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            raise self._too_slow(request) from None
+        return self._buffered(response, bytes(body))

@@ -26,6 +26,19 @@ MAX_MARGIN = 60.0
 MARGIN_SHARE = 0.1
 
 
+def check_credential(value: str, what: str) -> str:
+    """``value`` if it can travel in an HTTP header or form; ValueError naming the first bad
+    character's kind and position (1-based), never the value itself."""
+    for position, char in enumerate(value, 1):
+        if ord(char) < 32 or ord(char) == 127:
+            raise ValueError(
+                f"the {what} contains a control character (position {position}); check for a stray line break"
+            )
+        if ord(char) > 126:
+            raise ValueError(f"the {what} contains a non-ASCII character (position {position}); credentials are ASCII")
+    return value
+
+
 class StaticToken:
     """A bearer token given by the user; it cannot be refreshed."""
 
@@ -34,7 +47,7 @@ class StaticToken:
     def __init__(self, token: str) -> None:
         if not token or not token.strip():
             raise ValueError("the token is empty")
-        self._token = token.strip()
+        self._token = check_credential(token.strip(), "token")
 
     def current(self, now: float) -> tuple[str, int] | None:
         return self._token, 0
@@ -57,6 +70,8 @@ class ClientCredentials:
     def __init__(self, client_id: str, client_secret: str) -> None:
         if not client_id or not client_secret:
             raise ValueError("client id and client secret are both required")
+        check_credential(client_id, "client id")
+        check_credential(client_secret, "client secret")
         self.client_id = client_id
         self._secret = client_secret
         self._access: str | None = None
@@ -87,6 +102,10 @@ class ClientCredentials:
         access = payload.get("access_token")
         if not isinstance(access, str) or not access:
             raise ExecutorError("the token endpoint answered without an access_token")
+        try:
+            check_credential(access, "access_token the token endpoint sent")
+        except ValueError as exc:
+            raise ExecutorError(str(exc).split(";")[0]) from None
         lifetime = payload.get("expires_in")
         if isinstance(lifetime, int | float) and not isinstance(lifetime, bool) and lifetime > 0:
             # Counted from when the request left, so that network time only makes us earlier.
@@ -94,7 +113,7 @@ class ClientCredentials:
         else:
             self._valid_until = float("inf")  # no lifetime given: keep it until a 401
         refresh = payload.get("refresh_token")
-        self._refresh = refresh if isinstance(refresh, str) and refresh else None
+        self._refresh = refresh if isinstance(refresh, str) and refresh and _usable(refresh) else None
         self._access = access
         self.generation += 1
         self.grants += 1
@@ -105,6 +124,14 @@ class ClientCredentials:
 
     def __repr__(self) -> str:
         return f"ClientCredentials(client_id={self.client_id!r}, client_secret=<redacted>)"
+
+
+def _usable(value: str) -> bool:
+    try:
+        check_credential(value, "refresh_token")
+    except ValueError:
+        return False  # an unusable refresh token: client credentials will be used instead
+    return True
 
 
 Credentials = StaticToken | ClientCredentials

@@ -20,7 +20,16 @@ from kql._version import __version__
 from kql.execute.auth import AsyncTokenSource, ClientCredentials, Credentials, StaticToken, TokenSource
 from kql.execute.catalogues import CatalogueWalk
 from kql.execute.environment import client_options
-from kql.execute.errors import APIError, ConfigError, ExecutorError, PaginationError, RedirectRefused, TransportError
+from kql.execute.errors import (
+    APIError,
+    ConfigError,
+    ExecutorError,
+    PaginationError,
+    RedirectRefused,
+    ResponseTooLarge,
+    TransportError,
+    redact,
+)
 from kql.execute.origin import check_base_url, describe_origin, same_origin
 from kql.execute.pagination import DEFAULT_MAX_PAGE_SIZE, Pager, parse_page
 from kql.execute.retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
@@ -30,6 +39,8 @@ CUSTOMERS_PATH = "/v1/customers"
 TOKEN_PATH = "/v1/oauth/token"
 MAX_REDIRECTS = 5
 LOOKAHEAD_PER_WORKER = 4
+# A page of 100 customers is well under 1 MiB; anything near this is not a page.
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
@@ -97,6 +108,8 @@ class ClientBase:
         max_page_size: int = DEFAULT_MAX_PAGE_SIZE,
         insecure: bool = False,
         lookahead: int | None = None,
+        allow_partial: bool = False,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         """A client of the customers API at ``base_url``.
 
@@ -130,15 +143,24 @@ class ClientBase:
         elif client_id or client_secret:
             if not (client_id and client_secret):
                 raise ConfigError("OAuth needs both a client id and a client secret")
-            self._credentials = ClientCredentials(client_id, client_secret)
+            try:
+                self._credentials = ClientCredentials(client_id, client_secret)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         else:
             raise ConfigError("no credentials: give a token, or a client id and client secret")
         if concurrency < 1:
             raise ConfigError("concurrency must be at least 1")
         if max_page_size < 1:
             raise ConfigError("max_page_size must be at least 1")
-        if timeout <= 0:
+        if not timeout > 0:
             raise ConfigError("timeout must be positive")
+        if max_body_bytes < 1:
+            raise ConfigError("max_body_bytes must be at least 1")
+        # Customers missing from a run: an IncompleteResult, or (allow_partial) a warning and
+        # stats["records-missing"].
+        self.allow_partial = allow_partial
+        self.max_body_bytes = max_body_bytes
         self.site_id = None if site_id is None else str(site_id)
         self.timeout = timeout
         self.concurrency = concurrency
@@ -174,9 +196,9 @@ class ClientBase:
             f"site_id={self.site_id!r}, concurrency={self.concurrency})"
         )
 
-    def _count(self, name: str) -> None:
+    def _count(self, name: str, amount: int = 1) -> None:
         with self._stats_lock:
-            self.stats[name] += 1
+            self.stats[name] += amount
 
     def _secrets(self) -> tuple[str, ...]:
         return self._credentials.secrets()
@@ -196,6 +218,48 @@ class ClientBase:
             sort=compiled.sort,
             site_id=self.site_id,
             max_page_size=self.max_page_size,
+            allow_partial=self.allow_partial,
+        )
+
+    def _finished(self, pager: Pager) -> None:
+        """A listing was read to its end: IncompleteResult if customers are missing (or, with
+        ``allow_partial``, counted in ``stats["records-missing"]``)."""
+        missing = pager.finish()
+        if missing:
+            self._count("records-missing", missing)
+
+    # -- one attempt's body: bounded in size; the clients bound it in time ----
+
+    def _check_length(self, response: httpx.Response) -> None:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise self._too_large(response)
+
+    def _take(self, body: bytearray, chunk: bytes, response: httpx.Response) -> None:
+        body += chunk
+        if len(body) > self.max_body_bytes:
+            raise self._too_large(response)
+
+    def _too_large(self, response: httpx.Response) -> ResponseTooLarge:
+        limit = self.max_body_bytes
+        size = f"{limit / 1048576:g} MiB" if limit >= 1048576 else f"{limit} bytes"
+        return ResponseTooLarge(
+            f"the response to {response.request.method} {response.request.url.copy_with(query=None)} is larger than "
+            f"{size}: not a page of customers (max_body_bytes; kql run --max-body-mb to allow more)"
+        )
+
+    def _too_slow(self, request: httpx.Request) -> httpx.ReadTimeout:
+        return httpx.ReadTimeout(
+            f"no complete response within {self.timeout:g} s (the timeout bounds a whole attempt)", request=request
+        )
+
+    @staticmethod
+    def _buffered(response: httpx.Response, body: bytes) -> httpx.Response:
+        """The streamed ``response`` with its (already decoded) body in memory."""
+        headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() != "content-encoding"]
+        extensions = {k: v for k, v in response.extensions.items() if k in ("reason_phrase", "http_version")}
+        return httpx.Response(
+            response.status_code, headers=headers, content=body, request=response.request, extensions=extensions
         )
 
     def _httpx_options(self) -> dict[str, Any]:
@@ -314,10 +378,12 @@ class _Exchange:
         self.client._count("requests")
 
     def transport_failed(self, exc: httpx.TransportError) -> None:
+        # redacted: httpx quotes a header value it refuses (b'Bearer …') in its message
+        described = redact(_describe(exc), self.client._secrets())
         if not _retryable(exc):
-            raise TransportError(_describe(exc)) from None
+            raise TransportError(described) from None
         self.client._count(f"fault:{_fault_name(exc)}")
-        self.failure = _describe(exc)
+        self.failure = described
 
     def answered(self, response: httpx.Response, generation: int) -> Any:
         """The decoded body, _AGAIN or _RETRY; raises for answers that must not be retried."""

@@ -42,6 +42,15 @@ class CatalogueWalk:
 
     def accept(self, body: Any) -> None:
         items, total_pages = _catalogue_page(body, self.spec, self.number)
+        served = len(body["data"])
+        if self.number == 1 and 0 < served < self.size and (total_pages is None or total_pages > 1):
+            self.size = served  # a server capping page[size]: its pages are this long
+        elif total_pages is not None and self.number < total_pages and served < self.size:
+            # A short page that is not the last: names the query may use would be missing.
+            raise PaginationError(
+                f"GET {self.spec.path} page {self.number} of {total_pages} held {served} of {self.size} items: "
+                "the catalogue came back incomplete"
+            )
         for item_id, name in items:
             self._found.setdefault(item_id, name)
         more = self.number < total_pages if total_pages is not None else len(items) >= self.size

@@ -91,9 +91,7 @@ class Client(ClientBase):
             walk.accept(self._send("GET", self._url(walk.path), params=params))
         return walk.found()
 
-    def plan(
-        self, query: Runnable, *, segments: Segments | None = None, max_requests: int | None = None
-    ) -> Plan:
+    def plan(self, query: Runnable, *, segments: Segments | None = None, max_requests: int | None = None) -> Plan:
         """The plan this client would run for ``query``: segments expanded, names resolved (the
         catalogues are fetched, nothing else), refused with E308 past ``max_requests`` listings."""
         found = targets.parsed(query, segments)
@@ -132,9 +130,7 @@ class Client(ClientBase):
         records: Iterator[Record] = iter(()) if plan.matches_nothing else self._records(pager)
         return Customers(pager, records)
 
-    def count(
-        self, query: Runnable, *, max_requests: int | None = None, segments: Segments | None = None
-    ) -> int:
+    def count(self, query: Runnable, *, max_requests: int | None = None, segments: Segments | None = None) -> int:
         """How many customers the query matches (``page`` and ``limit`` aside).
 
         One request for a single record when the API can answer it; a plan by the cheaper of
@@ -158,6 +154,7 @@ class Client(ClientBase):
             while pager.wants_next(page):
                 page = self._fetch(pager, page.number + 1)
                 yield from pager.accept(page)
+            self._finished(pager)
             return
         numbers = iter(rest)
         pool = self._executor()
@@ -172,6 +169,7 @@ class Client(ClientBase):
                 following = next(numbers, None)
                 if following is not None and not pager.finished:
                     window.append(pool.submit(self._fetch, pager, following, stop))
+            self._finished(pager)
         finally:
             stop.set()
             for future in window:
@@ -185,7 +183,12 @@ class Client(ClientBase):
 
     def _fetch(self, pager: Pager, number: int, stop: threading.Event | None = None) -> Page:
         url, params = self._page_request(pager, number)
-        return parse_page(number, self._send("GET", url, params=params, stop=stop))
+        page = parse_page(number, self._send("GET", url, params=params, stop=stop))
+        if pager.is_short(page):  # once more: a hiccup of the server's, or customers really missing
+            self._count("fault:short-page")
+            again = parse_page(number, self._send("GET", url, params=params, stop=stop))
+            page = again if len(again.records) >= len(page.records) else page
+        return page
 
     # -- one request, with auth, redirects and retries ------------------------
 
@@ -217,9 +220,7 @@ class Client(ClientBase):
                 headers["Authorization"] = f"Bearer {token}"
             exchange.start()
             try:
-                response = self._http.request(
-                    method, exchange.url, params=exchange.params, data=data, headers=headers
-                )
+                response = self._attempt(method, exchange.url, exchange.params, data, headers)
             except httpx.TransportError as exc:
                 exchange.transport_failed(exc)
             else:
@@ -233,6 +234,30 @@ class Client(ClientBase):
                 time.sleep(delay)
             elif stop.wait(delay):
                 raise _Stopped()
+
+    def _attempt(
+        self,
+        method: str,
+        url: httpx.URL,
+        params: list[tuple[str, Any]] | None,
+        data: dict[str, str] | None,
+        headers: dict[str, str],
+    ) -> httpx.Response:
+        """One attempt, its body read in chunks against a deadline (``timeout`` bounds the whole
+        attempt, not each read: a server trickling a byte a second is cut off) and a size cap."""
+        deadline = time.monotonic() + self.timeout
+        request = self._http.build_request(method, url, params=params, data=data, headers=headers)
+        response = self._http.send(request, stream=True)
+        try:
+            self._check_length(response)
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                self._take(body, chunk, response)
+                if time.monotonic() > deadline:
+                    raise self._too_slow(request)
+        finally:
+            response.close()
+        return self._buffered(response, bytes(body))
 
     def snapshot(self, query: str | Query, **options: Any) -> Snapshot:
         """Record who matches ``query`` (``"@vip"``, or an expression with ``name=``) in the state store.

@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from kql.execute.auth import check_credential
 from kql.execute.errors import ConfigError
 
 TOKEN, CLIENT_ID, CLIENT_SECRET = "KAJABI_TOKEN", "KAJABI_CLIENT_ID", "KAJABI_CLIENT_SECRET"
@@ -42,20 +43,36 @@ def site_id(environ: Mapping[str, str] | None = None) -> str | None:
         raise ConfigError(f"{SITE_ID} must be a positive number (e.g. 123 or site_123)") from None
 
 
-def credentials(environ: Mapping[str, str] | None = None, token: str | None = None) -> dict[str, str] | None:
+def credentials(
+    environ: Mapping[str, str] | None = None, token: str | None = None, token_from: str = "the token argument"
+) -> dict[str, str] | None:
     """The constructor's credential arguments: ``token`` if given, else ``KAJABI_TOKEN``, else
     ``KAJABI_CLIENT_ID`` + ``KAJABI_CLIENT_SECRET``; None when there are none. ConfigError when
-    only one half of the OAuth pair is set."""
-    token = token or _get(environ, TOKEN)
+    only one half of the OAuth pair is set, or a value cannot travel in a header (a control or
+    non-ASCII character) — naming where it came from (``token_from`` for ``token``), never it."""
     if token:
-        return {"token": token}
+        return {"token": _checked(token.strip(), "token", token_from)}
+    from_env = _get(environ, TOKEN)
+    if from_env:
+        # Stripped as the client strips it: a trailing newline from a file is not part of the token.
+        return {"token": _checked(from_env.strip(), "token", TOKEN)}
     client_id, secret = _get(environ, CLIENT_ID), _get(environ, CLIENT_SECRET)
     if client_id and secret:
-        return {"client_id": client_id, "client_secret": secret}
+        return {
+            "client_id": _checked(client_id, "client id", CLIENT_ID),
+            "client_secret": _checked(secret, "client secret", CLIENT_SECRET),
+        }
     if client_id or secret:
         have, missing = (CLIENT_ID, CLIENT_SECRET) if client_id else (CLIENT_SECRET, CLIENT_ID)
         raise ConfigError(f"{have} is set but {missing} is not: OAuth needs both (or use {TOKEN})")
     return None
+
+
+def _checked(value: str, what: str, where: str) -> str:
+    try:
+        return check_credential(value, what)
+    except ValueError as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def client_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -12,17 +12,67 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import attrs
 
 EXIT_USAGE, EXIT_REFUSED, EXIT_FAILED = 2, 3, 4
+# The run completed with customers missing, accepted by --allow-partial / allow_partial=True.
+EXIT_PARTIAL = 5
+
+
+# A secret shorter than this is too short to be one, and too likely to be an ordinary word.
+MIN_SECRET = 4
+# A secret made of letters only and shorter than this ("sandbox", "password") may well be an
+# ordinary word in a message: it is redacted only where it appears as a credential.
+STRONG_SECRET = 16
+_CONTEXT = (
+    r"(?i:bearer\s+|basic\s+|(?:token|secret|password|authorization|client_secret|access_token|refresh_token)"
+    r"(?:\\?[\"'])?\s*[:=]\s*(?:\\?[\"'])?(?:bearer\s+)?)"
+)
+
+
+def _forms(secret: str) -> set[str]:
+    """Every way a secret can be written into a message: as is, repr, bytes repr, JSON, percent-encoded."""
+    forms = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    forms |= {quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)}
+    try:
+        forms.add(repr(secret.encode("utf-8", "surrogateescape"))[2:-1])
+        forms.add(repr(secret.encode("latin-1"))[2:-1])
+    except UnicodeEncodeError:
+        pass
+    return {f for f in forms if len(f) >= MIN_SECRET}
+
+
+def _pattern(secret: str) -> re.Pattern[str] | None:
+    if not secret or len(secret.strip()) < MIN_SECRET:
+        return None
+    forms = sorted(_forms(secret), key=len, reverse=True)
+    alternatives = "|".join(re.escape(f) for f in forms)
+    if len(secret) >= STRONG_SECRET or not secret.isalpha():
+        # A token-like secret: every occurrence, as a whole word (not inside a longer word).
+        return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
+    # A word-like secret: only where it stands as a credential (Bearer …, token=…, "secret": "…").
+    return re.compile(rf"(?P<ctx>{_CONTEXT})(?:{alternatives})(?![A-Za-z0-9])")
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced by ``***`` (secrets under 4 characters are too short to matter)."""
+    """``text`` with every secret replaced by ``***``, in every representation (as is, ``repr``,
+    bytes repr, JSON-escaped, percent-encoded).
+
+    A token-like secret (16+ characters, or any digit or symbol in it) is replaced wherever it
+    stands as a word of its own; a short all-letter one (the sandbox's ``sandbox``) only where it
+    appears as a credential (``Bearer sandbox``, ``token=sandbox``), so that "the sandbox is
+    injecting errors" stays readable. Secrets under 4 characters are ignored.
+    """
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+        pattern = _pattern(secret)
+        if pattern is None:
+            continue
+        if "ctx" in pattern.groupindex:
+            text = pattern.sub(lambda m: m.group("ctx") + "***", text)
+        else:
+            text = pattern.sub("***", text)
     return text
 
 
@@ -53,6 +103,23 @@ class TransportError(ExecutorError):
 
 class PaginationError(ExecutorError):
     """The server's pages cannot be trusted: a page repeated, did not advance, or had no data (exit 4)."""
+
+
+class IncompleteResult(PaginationError):
+    """Customers are missing from the run: a page came back short (even when asked again), or fewer
+    distinct customers arrived than a ``meta.total_count`` that held still (exit 4).
+
+    ``missing`` is how many. With ``allow_partial`` the run ends with a warning instead, and the
+    CLI exits ``EXIT_PARTIAL``.
+    """
+
+    def __init__(self, message: str, *, missing: int) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+class ResponseTooLarge(ExecutorError):
+    """A response body was larger than ``max_body_bytes`` (exit 4; not retried)."""
 
 
 class RedirectRefused(ExecutorError):

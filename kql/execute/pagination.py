@@ -10,17 +10,26 @@ Checks on each page: it must be the page that was asked for (``meta.current_page
 its ids must not repeat another page's exactly (a server ignoring
 ``page[number]``), and customers already seen are dropped (de-duplication by id).
 A change of ``meta.total_count`` during the run becomes a warning.
+
+Nothing is lost silently: a page shorter than the page size that is not the last is asked
+for again by the client (``is_short``); if it stays short, or a run ends with fewer distinct
+customers than a ``meta.total_count`` that held still, the run fails with
+``IncompleteResult`` saying how many are missing (``allow_partial``: a warning instead).
+When ``total_count`` moved during the run, missing customers cannot be told from deleted
+ones: the warning says so and the run does not fail. ``meta.total_pages`` is checked
+against ``total_count`` and the page size, and the page plan is a lazy range however
+large the server says it is.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from kql.execute.errors import PaginationError
+from kql.execute.errors import IncompleteResult, PaginationError
 from kql.execute.idset import IdSet
 
 Param = tuple[str, str]
@@ -82,6 +91,7 @@ class Pager:
         sort: str | None = None,
         site_id: str | None = None,
         max_page_size: int = DEFAULT_MAX_PAGE_SIZE,
+        allow_partial: bool = False,
     ) -> None:
         if max_page_size < 1:
             raise ValueError("max_page_size must be at least 1")
@@ -110,6 +120,11 @@ class Pager:
         self.first_total: int | None = None
         self.last_total: int | None = None
         self.finished = limit is not None and limit <= 0
+        self.allow_partial = allow_partial
+        self.moved_to: int | None = None
+        self.missing = 0  # customers known to be missing once the run ended (accepted with allow_partial)
+        self._short: list[tuple[int, int]] = []  # (page number, records) of non-last pages that stayed short
+        self._partial_note: str | None = None
         self._ids = IdSet()
         self._fingerprints: dict[int, int] = {}
 
@@ -119,25 +134,55 @@ class Pager:
             page.append(("page[size]", str(self.size)))
         return self._base + page
 
-    def rest(self, first: Page) -> list[int] | None:
-        """Page numbers still to fetch after the first, or None if the server did not say how many."""
+    def rest(self, first: Page) -> Iterable[int] | None:
+        """Page numbers still to fetch after the first (a lazy range), or None if the server did
+        not say how many. PaginationError if ``total_pages`` contradicts ``total_count``."""
         if self.explicit or self.finished:
             return []
         self._learn_size(first)
         if first.total_pages is None:
             return None
+        self._check_total_pages(first)
         last = first.total_pages if self.max_pages is None else min(first.total_pages, self.max_pages)
-        return list(range(self.first_number + 1, last + 1))
+        return range(self.first_number + 1, last + 1)
+
+    def _check_total_pages(self, first: Page) -> None:
+        """``total_pages`` must be what ``total_count`` at this page size makes (an empty result
+        may say 0 or 1 page): a server claiming 10**12 pages for 250 customers is not believed."""
+        if first.total_count is None or first.total_pages is None or self.size is None:
+            return
+        expected = math.ceil(first.total_count / self.size)
+        if first.total_pages == expected or (first.total_count == 0 and first.total_pages <= 1):
+            return
+        raise PaginationError(
+            f"the server's pagination metadata is inconsistent: meta.total_pages is {first.total_pages}, "
+            f"but meta.total_count {first.total_count} at page[size] {self.size} makes {expected} page(s)"
+        )
 
     def _learn_size(self, first: Page) -> None:
         """A server that caps ``page[size]`` below what was asked (and says there is more than one
-        page) serves pages of the first page's length: plan the limit on that size."""
+        page) serves pages of the first page's length: plan the limit on that size. Not when
+        ``total_count`` and ``total_pages`` say otherwise: then the first page is merely short."""
         served = len(first.records)
         more = first.total_pages is None or first.total_pages > 1
         if self.size is not None and 0 < served < self.size and more:
+            if (
+                first.total_count is not None
+                and first.total_pages is not None
+                and math.ceil(first.total_count / served) != first.total_pages
+            ):
+                return
             self.size = served
             if self.limit:
                 self.max_pages = math.ceil(self.limit / served)
+
+    def is_short(self, page: Page) -> bool:
+        """A page with fewer records than the page size that is not the last one: customers
+        the server should have sent are not there (the client asks for it again)."""
+        if self.explicit or self.size is None or page.number == self.first_number:
+            return False
+        last = self.total_pages if self.total_pages is not None else page.total_pages
+        return last is not None and page.number < last and len(page.records) < self.size
 
     def wants_next(self, page: Page) -> bool:
         """For servers without ``total_pages``: go on while pages come back full."""
@@ -163,9 +208,13 @@ class Pager:
         self.pages_seen += 1
         if self.total_pages is None:
             self.total_pages = page.total_pages
+        elif self.is_short(page):
+            self._short.append((page.number, len(page.records)))
         if page.total_count is not None:
             if self.first_total is None:
                 self.first_total = page.total_count
+            elif page.total_count != self.first_total and self.last_total == self.first_total:
+                self.moved_to = page.total_count  # the first change: it may move back by the end
             self.last_total = page.total_count
         out: list[Record] = []
         for record in page.records:
@@ -180,13 +229,50 @@ class Pager:
                 self.finished = True
         return out
 
+    def finish(self) -> int:
+        """At the natural end of the run (not when the reader stopped early): how many customers
+        are missing. IncompleteResult if any are and ``allow_partial`` is off; a warning if they are
+        and it is on, or when ``total_count`` moved so that missing cannot be told from deleted."""
+        if self.explicit:
+            return 0
+        short = sum(self.size - n for _, n in self._short) if self.size is not None else 0
+        shortfall = 0
+        if self.first_total is not None:
+            expected = self.first_total if self.limit is None else min(self.limit, self.first_total)
+            shortfall = max(0, expected - self.yielded)
+        missing = max(short, shortfall)
+        if not missing:
+            return 0
+        pages = ", ".join(f"page {number} held {n} of {self.size}" for number, n in self._short[:5])
+        where = f" ({pages}{', …' if len(self._short) > 5 else ''}, even when asked again)" if pages else ""
+        dupes = f"; {self.duplicates} duplicate(s) were dropped" if self.duplicates else ""
+        if self._moved():
+            self._partial_note = (
+                f"{self.yielded} customer(s) came back where the server first counted {self.first_total}{where}; "
+                "total_count changed during the run, so whether any are missing cannot be proven: re-run to be sure"
+            )
+            return 0
+        counted = f" of the {self.first_total} the server counted" if shortfall else ""
+        message = f"{missing} customer(s){counted} are missing from the run{where}{dupes}"
+        self.missing = missing
+        if not self.allow_partial:
+            raise IncompleteResult(message + " (--allow-partial / allow_partial=True to accept it)", missing=missing)
+        self._partial_note = message + " (accepted: --allow-partial)"
+        return missing
+
+    def _moved(self) -> bool:
+        return self.first_total is not None and (self.last_total != self.first_total or self.moved_to is not None)
+
     def warnings(self) -> list[str]:
         found = []
-        if self.first_total is not None and self.last_total is not None and self.first_total != self.last_total:
+        if self._moved():
+            last = self.last_total if self.last_total != self.first_total else self.moved_to
             found.append(
-                f"total_count changed from {self.first_total} to {self.last_total} during the run: "
+                f"total_count changed from {self.first_total} to {last} during the run: "
                 "customers were added or removed, and records may have shifted between pages"
             )
         if self.duplicates:
             found.append(f"{self.duplicates} duplicate customer(s) removed (records shifted between pages)")
+        if self._partial_note:
+            found.append(self._partial_note)
         return found

@@ -3,7 +3,10 @@
 It serves ``/v1/customers`` (page[number], page[size], sort by created_at either
 way) and ``/v1/oauth/token`` from memory, records every request, and lets a test
 replace any answer through ``hook``: a status and body, a delay, a connection
-dropped mid-body, a redirect. The real sandbox is used where no fault is needed.
+dropped mid-body, a body trickled a byte at a time, a redirect. ``scenario`` installs
+the hostile servers of issue 11 by name (short page, overlap, absurd total_pages, huge
+body, trickle); ``python -m tests.executor.fakeapi SCENARIO`` serves one until stopped,
+for subprocess tests and ``bench/soak.py``. The real sandbox is used where no fault is needed.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ class Reply:
     headers: dict[str, str] = attrs.Factory(dict)
     delay: float = 0.0
     drop_after: int | None = None  # send this many body bytes of a longer promised body, then close
+    trickle: float | None = None  # send the body one byte every this many seconds
+    chunks: int | None = None  # stream this many 1 MiB chunks of filler (chunked, no Content-Length)
 
 
 Hook = Callable[[Seen], Reply | None]
@@ -102,6 +107,37 @@ class FakeAPI:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def scenario(self, name: str, times: int | None = None) -> None:
+        """Install one hostile behaviour by name; ``times`` limits how often it strikes (per page)."""
+        struck: dict[int, int] = {}
+
+        def strike(page: int) -> bool:
+            with self.lock:
+                struck[page] = struck.get(page, 0) + 1
+                return times is None or struck[page] <= times
+
+        def hook(seen: Seen) -> Reply | None:
+            if seen.path != "/v1/customers":
+                return None
+            doc = self.page_document(seen.params)
+            size = int(seen.params.get("page[size]", "25"))
+            if name == "short" and seen.page == 2 and strike(2):
+                doc["data"] = doc["data"][:10]  # page 2 of several holds 10 instead of a full page
+            elif name == "overlap" and seen.page == 2 and strike(2):
+                before = self.page_document({**seen.params, "page[number]": "1"})["data"][-5:]
+                doc["data"] = (before + doc["data"])[:size]  # repeats page 1's last 5, loses 5
+            elif name == "absurd-pages":
+                doc["meta"]["total_pages"] = 10**12
+            elif name == "huge":
+                return Reply(200, chunks=64)
+            elif name == "trickle":
+                return Reply(200, json.dumps(doc).encode(), trickle=1.0)
+            elif name != "none" and name not in ("short", "overlap"):
+                raise ValueError(f"unknown scenario {name!r}")
+            return Reply(200, doc)
+
+        self.hook = hook
 
     def pages_requested(self) -> list[int]:
         return [s.page for s in self.requests if s.path == "/v1/customers"]
@@ -223,8 +259,17 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
             headers = {"Content-Type": "application/vnd.api+json"} | reply.headers
             for name, value in headers.items():
                 self.send_header(name, value)
+            if reply.chunks is not None:
+                self._chunked(reply.chunks)
+                return
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
+            if reply.trickle is not None:
+                for i in range(len(payload)):
+                    self.wfile.write(payload[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(reply.trickle)
+                return
             if reply.drop_after is not None:
                 self.wfile.write(payload[: reply.drop_after])
                 self.wfile.flush()
@@ -232,6 +277,16 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
                 self.connection.shutdown(2)
                 return
             self.wfile.write(payload)
+
+        def _chunked(self, chunks: int) -> None:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            filler = b'{"data": ["' + b"x" * (1 << 20)
+            for _ in range(chunks):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(filler), filler))
+                filler = b"x" * (1 << 20)
+            self.wfile.write(b"0\r\n\r\n")
+            self.close_connection = True
 
     return Handler
 
@@ -243,3 +298,27 @@ def serving(customers: int = 250, **options: Any) -> Iterator[FakeAPI]:
         yield api
     finally:
         api.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve one scenario on 127.0.0.1 until stopped; prints the base URL and token."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("scenario", nargs="?", default="none")
+    parser.add_argument("--customers", type=int, default=250)
+    parser.add_argument("--times", type=int, default=None)
+    args = parser.parse_args(argv)
+    api = FakeAPI(args.customers)
+    api.scenario(args.scenario, args.times)
+    api.start()
+    print(api.base_url, TOKEN, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        api.stop()
+
+
+if __name__ == "__main__":
+    main()
