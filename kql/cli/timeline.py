@@ -1,4 +1,4 @@
-"""``kql snapshot``, ``kql diff`` and ``kql watch``: segment membership over time (docs/segments.md).
+"""``kql snapshot``, ``kql diff`` and ``kql watch``: segment membership over time (``kql help segments``).
 
 Exit codes: 0 ok, 2 invalid query or usage (also: the segment's definition changed, see
 --accept-new-definition), 3 the API refused, 4 network or server failure, 5 the --exec

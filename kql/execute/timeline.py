@@ -172,7 +172,7 @@ def target(
                 names = [f"@{n}" for n in (loaded.segments if loaded is not None else ())]
                 names += [f"@{s.name}" for s in store.snapshots()] if store is not None else []
                 hint = did_you_mean("@" + bare.group(1), list(dict.fromkeys(names))) or (
-                    "define it in kql.toml (see docs/segments.md), or snapshot an expression with --as NAME"
+                    "define it in kql.toml (kql help segments), or snapshot an expression with --as NAME"
                 )
                 message = f"unknown segment '@{bare.group(1)}' ({where}, and never snapshotted)"
                 raise KQLError("E106", message, None, hint)

@@ -4,7 +4,7 @@ A quoted string given to a filter that takes a tag, offer or product id (found i
 the registry by ``id_kind``, so ``has_all_tags``, ``has_active_product`` and the rest
 come along) is looked up in that kind's catalogue (``GET /v1/contact_tags``,
 ``/v1/offers``, ``/v1/products``) and replaced by the typed id the parser makes of
-``tag_5``. Matching, in order (see docs/names.md):
+``tag_5``. Matching, in order (``kql help names``):
 
 1. the exact name (case and spaces as written);
 2. otherwise the name ignoring case and runs of whitespace;

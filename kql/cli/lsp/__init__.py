@@ -1,6 +1,6 @@
 """``kql lsp``: a language server for ``.kql`` files and the queries in segments files.
 
-It speaks LSP over stdin/stdout (see docs/embedding.md, "Language server"). pygls is an
+It speaks LSP over stdin/stdout (``kql help embedding``, "Language server"). pygls is an
 optional extra, imported only here, after the command line is read:
 ``pip install "kql[lsp]"``.
 """
