@@ -81,6 +81,12 @@ def add_connection_arguments(parser: argparse._ActionsContainer) -> None:
         help="site id added as filter[site_id] (default: $KAJABI_SITE_ID)",
     )
     parser.add_argument("--insecure", action="store_true", help="allow plain http:// to a non-loopback host")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="each request on stderr: method, path and parameters, status, time, retries (never a secret)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -269,6 +275,7 @@ def connect(args: argparse.Namespace, secrets: list[str]) -> Iterator[Client]:
             "retry": _policy(getattr(args, "retries", 6)),
             "allow_partial": getattr(args, "allow_partial", False),
             "max_body_bytes": max(1, int(getattr(args, "max_body_mb", 32.0) * 1024 * 1024)),
+            "trace": _trace_to_stderr if getattr(args, "verbose", False) else None,
         }
         if args.sandbox:
             from kql.sandbox import running
@@ -282,6 +289,11 @@ def connect(args: argparse.Namespace, secrets: list[str]) -> Iterator[Client]:
         # The sandbox's token too: redaction leaves the word "sandbox" alone where it is not a credential.
         secrets.extend(str(v) for k, v in options.items() if k in ("token", "client_secret") and v)
         yield stack.enter_context(Client(base_url, **options))
+
+
+def _trace_to_stderr(line: str) -> None:
+    # The client has redacted the line; stderr, so data on stdout stays clean.
+    print(f"kql: {line}", file=sys.stderr, flush=True)
 
 
 def _stream(client: Client, compiled: Any, args: argparse.Namespace, fmt: str) -> int:

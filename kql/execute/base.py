@@ -11,8 +11,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, Self
+from urllib.parse import urlencode
 
 import httpx
 
@@ -110,6 +111,7 @@ class ClientBase:
         lookahead: int | None = None,
         allow_partial: bool = False,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        trace: Callable[[str], None] | None = None,
     ) -> None:
         """A client of the customers API at ``base_url``.
 
@@ -127,6 +129,10 @@ class ClientBase:
         - ``max_page_size``: the largest ``page[size]`` requested (default 100).
         - ``insecure``: allow plain ``http://`` to a host that is not loopback (the token travels unencrypted).
         - ``lookahead``: pages requested ahead of the reader (default ``4 * concurrency``, at least ``concurrency``).
+        - ``allow_partial``: customers missing from the server's pages are a warning, not an error.
+        - ``max_body_bytes``: the largest response body accepted (default 32 MiB).
+        - ``trace``: called with one line per attempt — method, path and parameters, status or
+          failure, time, the retry and its wait — with every secret redacted (``kql run -v``).
 
         ``ConfigError`` for settings that cannot work. The environment is not read: use
         ``from_env()`` for ``KAJABI_TOKEN`` and friends.
@@ -161,6 +167,7 @@ class ClientBase:
         # stats["records-missing"].
         self.allow_partial = allow_partial
         self.max_body_bytes = max_body_bytes
+        self.trace = trace
         self.site_id = None if site_id is None else str(site_id)
         self.timeout = timeout
         self.concurrency = concurrency
@@ -375,11 +382,24 @@ class _Exchange:
     def start(self) -> None:
         self.attempts += 1
         self.retry_after = None
+        self.attempt_started = time.monotonic()
         self.client._count("requests")
+
+    def _trace(self, outcome: str) -> None:
+        """One line for ``trace``: what was asked, what came of it (secrets redacted)."""
+        trace = self.client.trace
+        if trace is None:
+            return
+        query = urlencode(self.params or [], safe="[],:@/")
+        target = f"{self.url.copy_with(query=None)}" + (f"?{query}" if query else "")
+        took = time.monotonic() - self.attempt_started
+        line = f"{self.method} {target} -> {outcome} ({took:.2f}s, attempt {self.attempts})"
+        trace(redact(line, self.client._secrets()))
 
     def transport_failed(self, exc: httpx.TransportError) -> None:
         # redacted: httpx quotes a header value it refuses (b'Bearer …') in its message
         described = redact(_describe(exc), self.client._secrets())
+        self._trace(described)
         if not _retryable(exc):
             raise TransportError(described) from None
         self.client._count(f"fault:{_fault_name(exc)}")
@@ -388,6 +408,7 @@ class _Exchange:
     def answered(self, response: httpx.Response, generation: int) -> Any:
         """The decoded body, _AGAIN or _RETRY; raises for answers that must not be retried."""
         client = self.client
+        self._trace(f"{response.status_code} {response.reason_phrase}".strip())
         if response.status_code in _REDIRECTS:
             self.url, self.params = client._redirect(response, self.method, self.redirects), None
             self.redirects += 1
@@ -414,4 +435,7 @@ class _Exchange:
                 self.failure.after(self.attempts)
             raise self.client._give_up(self.failure, self.attempts, f"{self.method} {self.url.copy_with(query=None)}")
         self.client._count("retries")
+        if self.client.trace is not None:
+            why = self.failure if isinstance(self.failure, str) else type(self.failure).__name__
+            self.client.trace(f"  retrying in {delay:.2f}s ({why})")
         return delay

@@ -291,3 +291,29 @@ def test_a_catalogue_page_that_comes_back_short_is_an_error(api: FakeAPI) -> Non
     api.hook = hook
     with client(api, max_page_size=10) as c, pytest.raises(PaginationError, match="page 2 of 3 held 3 of 10"):
         c.catalogue("tag")
+
+
+# -- kql run -v: every request on stderr, never a secret (issue 14, item 6) ------------
+
+
+def test_verbose_shows_each_request_its_status_and_retry_never_the_token(api: FakeAPI) -> None:
+    answered: list[int] = []
+
+    def hook(seen: Seen) -> Reply | None:
+        if seen.path != "/v1/customers":
+            return None
+        answered.append(seen.page)
+        if len(answered) == 1:  # the first attempt fails once: a retry to show
+            return Reply(503, {"errors": [{"status": "503", "title": "Service Unavailable"}]})
+        return Reply(200, api.page_document(seen.params))
+
+    api.hook = hook
+    done = kql_run("limit 3", "--base-url", api.base_url, "--token", TOKEN, "-v", "--format", "ndjson")
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 3
+    traced = [line for line in done.stderr.splitlines() if line.startswith("kql: ")]
+    assert traced[0].startswith("kql: GET http://127.0.0.1:") and "/v1/customers?" in traced[0]
+    assert "page[size]=3" in traced[0] and "-> 503" in traced[0] and "attempt 1" in traced[0]
+    assert any("retrying in" in line for line in traced)
+    assert any("-> 200" in line and "attempt 2" in line for line in traced)
+    assert TOKEN not in done.stderr
