@@ -68,7 +68,7 @@ def _catalogue_page(body: Any, spec: Catalogue, number: int) -> tuple[list[tuple
     for item in body["data"]:
         raw = item.get("id") if isinstance(item, dict) else None
         item_id = str(raw) if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
-        if not item_id.isdigit() or int(item_id) <= 0:
+        if not (item_id.isascii() and item_id.isdigit() and len(item_id) <= 19) or int(item_id) <= 0:
             raise PaginationError(f"{where}: an item without a positive integer id ({raw!r})")
         attributes = item.get("attributes")
         name = attributes.get(spec.attribute) if isinstance(attributes, dict) else None

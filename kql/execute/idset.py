@@ -77,6 +77,6 @@ class IdSet:
 
 def _number(key: str) -> int | None:
     # "007" and "7" are different ids: only canonical digit strings become ints.
-    if key.isdigit() and len(key) < 19 and (key == "0" or key[0] != "0"):
+    if key.isascii() and key.isdigit() and len(key) < 19 and (key == "0" or key[0] != "0"):
         return int(key)
     return None

@@ -47,7 +47,7 @@ def order_key(order: str) -> tuple[Callable[[Record], SortKey], bool]:
         if fold and isinstance(value, str):
             value = value.translate(_ASCII_LOWER)
         ident = record["id"]
-        tie = (0, int(ident)) if ident.isdigit() else (1, ident)
+        tie = (0, int(ident)) if ident.isascii() and ident.isdigit() and len(ident) <= 19 else (1, ident)
         # (1,) is greater than any (0, value): nulls last ascending, first descending.
         return ((1,) if value is None else (0, value), tie)
 

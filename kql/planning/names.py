@@ -300,7 +300,7 @@ def _resolve(
 
 
 def _number(item_id: str, kind: str) -> int:
-    if not item_id.isdigit() or int(item_id) <= 0:
+    if not (item_id.isascii() and item_id.isdigit() and len(item_id) <= 19) or int(item_id) <= 0:
         # catalogue() checks the API's ids; only a hand-written lookup can get here.
         raise ValueError(f"{kind} id {item_id!r} is not a positive integer")
     return int(item_id)

@@ -249,3 +249,15 @@ def test_progress_line() -> None:
     with ProgressBar(Stream(), quiet, delay=10):
         pass
     assert quiet.getvalue() == ""  # quick runs never draw
+
+
+def test_hostile_digit_strings_from_a_server_are_not_numbers() -> None:
+    # str.isdigit() is true for '²' and for 5,000 digits; int() refuses the one, chokes on the other.
+    page = parse_page(1, {"data": [{"id": "²"}], "meta": {"total_count": "²", "total_pages": "9" * 5000}})
+    assert page.total_count is None and page.total_pages is None
+    from kql.execute.merging import order_key
+
+    key, _ = order_key("created_at")
+    assert key({"id": "²"}) > key({"id": "5"}) and key({"id": "9" * 5000}) > key({"id": "5"})
+    ids = IdSet()
+    assert ids.add("²") and not ids.add("²") and ids.add("9" * 5000)
