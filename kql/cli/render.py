@@ -72,12 +72,13 @@ def _ndjson(records: Iterable[Record], out: TextIO) -> int:
 
 
 def _json(records: Iterable[Record], out: TextIO) -> int:
+    # "[" only with the first record: a run that fails before any leaves stdout empty
+    # (so `kql run --json` can print its error as JSON instead of half an array).
     n = 0
-    out.write("[")
     for record in records:
-        out.write(("," if n else "") + "\n" + json.dumps(record, ensure_ascii=False))
+        out.write(("[\n" if not n else ",\n") + json.dumps(record, ensure_ascii=False))
         n += 1
-    out.write("\n]\n" if n else "]\n")
+    out.write("\n]\n" if n else "[]\n")
     return n
 
 

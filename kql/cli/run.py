@@ -109,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-f", "--file", metavar="FILE", help="read the query from FILE ('-' for stdin)")
     add_connection_arguments(parser)
     parser.add_argument(
+        "--json", action="store_true", help="JSON output (as --format json), and errors as JSON on stdout"
+    )
+    parser.add_argument(
         "--format",
         choices=["table", "json", "ndjson", "csv"],
         help="default: table on a terminal, else from the --output extension, else ndjson",
@@ -167,13 +170,22 @@ def main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 for --help
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+    if args.json:
+        if args.format not in (None, "json"):
+            parser.print_usage(sys.stderr)
+            print(
+                f"kql run: error: --json writes JSON; it cannot be combined with --format {args.format}",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        args.format = "json"
     secrets: list[str] = []
+    failed = _Failure(args.json)
     try:
         with _terminate_as_interrupt():
             return _run(args, secrets)
     except KQLError as error:
-        print(error.render(), file=sys.stderr)
-        return EXIT_USAGE
+        return failed.query(error)
     except KeyboardInterrupt:
         print("kql run: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -185,19 +197,39 @@ def main(argv: list[str]) -> int:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter shutdown from complaining
         return EXIT_OK
     except OutputError as error:
-        print(f"kql run: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return failed.line("output", f"error: {error}", EXIT_USAGE)
     except OSError as error:  # network errors arrive as httpx exceptions: this is local (--output)
         where = f": {error.filename}" if error.filename else ""
-        print(f"kql run: {error.strerror or error}{where}", file=sys.stderr)
-        return EXIT_USAGE
+        return failed.line("output", f"{error.strerror or error}{where}", EXIT_USAGE)
     except Exception as error:  # an ExecutorError, or a bug: either way one readable line
         from kql.execute.errors import ExecutorError, redact
 
         code = error.exit_code if isinstance(error, ExecutorError) else EXIT_FAILED
         label = "error" if isinstance(error, ExecutorError) else f"internal error ({type(error).__name__})"
-        print(f"kql run: {label}: {redact(str(error), secrets)}", file=sys.stderr)
-        return code
+        kind = type(error).__name__ if isinstance(error, ExecutorError) else "internal"
+        return failed.line(kind, f"{label}: {redact(str(error), secrets)}", code)
+
+
+class _Failure:
+    """How ``kql run`` reports a failure: a line on stderr, or with ``--json`` JSON on stdout."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def query(self, error: KQLError) -> int:
+        if self.as_json:
+            print(json.dumps({"ok": False, "errors": [e.problem() for e in error.errors]}, ensure_ascii=False))
+        else:
+            print(error.render(), file=sys.stderr)
+        return EXIT_USAGE
+
+    def line(self, code: str, message: str, exit_code: int) -> int:
+        if self.as_json:
+            problem = {"code": code, "message": message, "span": None, "hint": None}
+            print(json.dumps({"ok": False, "errors": [problem], "exit_code": exit_code}, ensure_ascii=False))
+        else:
+            print(f"kql run: {message}", file=sys.stderr)
+        return exit_code
 
 
 class _Terminated(BaseException):

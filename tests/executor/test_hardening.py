@@ -317,3 +317,14 @@ def test_verbose_shows_each_request_its_status_and_retry_never_the_token(api: Fa
     assert any("retrying in" in line for line in traced)
     assert any("-> 200" in line and "attempt 2" in line for line in traced)
     assert TOKEN not in done.stderr
+
+
+def test_run_json_prints_errors_as_json_on_stdout() -> None:
+    bad = kql_run("opend(bc_1)", "--json")
+    assert bad.returncode == 2 and json.loads(bad.stdout)["errors"][0]["code"] == "E102"
+    with serving(0) as gone:
+        refused = gone.base_url  # nothing listens there once it has stopped: fails before any record
+    failed = kql_run("limit 5", "--base-url", refused, "--token", TOKEN, "--json", "--retries", "0")
+    body = json.loads(failed.stdout)
+    assert failed.returncode == 4 and body["ok"] is False and body["exit_code"] == 4
+    assert TOKEN not in failed.stdout + failed.stderr
