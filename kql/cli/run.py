@@ -182,14 +182,14 @@ def main(argv: list[str]) -> int:
     secrets: list[str] = []
     failed = _Failure(args.json)
     try:
-        with _terminate_as_interrupt():
+        with terminate_as_interrupt():
             return _run(args, secrets)
     except KQLError as error:
         return failed.query(error)
     except KeyboardInterrupt:
         print("kql run: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except _Terminated:
+    except Terminated:
         print("kql run: terminated", file=sys.stderr)
         return EXIT_TERMINATED
     except BrokenPipeError:  # `kql run … | head`
@@ -232,12 +232,12 @@ class _Failure:
         return exit_code
 
 
-class _Terminated(BaseException):
+class Terminated(BaseException):
     """SIGTERM (kill, timeout, CI, systemd): unwinds like Ctrl-C, so no temporary file is left."""
 
 
 @contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
+def terminate_as_interrupt() -> Iterator[None]:
     import signal
     import threading
 
@@ -246,7 +246,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
         return
 
     def terminate(signum: int, frame: object) -> None:
-        raise _Terminated()
+        raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, terminate)
     try:

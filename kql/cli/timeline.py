@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from kql.cli.run import add_connection_arguments, connect, positive_int
+from kql.cli.run import Terminated, add_connection_arguments, connect, positive_int, terminate_as_interrupt
 from kql.language.errors import KQLError
 
 if TYPE_CHECKING:
@@ -298,29 +298,6 @@ def _read_expr(expr: str) -> str:
     return sys.stdin.read()
 
 
-class _Terminated(BaseException):
-    """SIGTERM: unwinds like Ctrl-C, so the pending snapshot is discarded and the lock released."""
-
-
-@contextlib.contextmanager
-def _sigterm() -> Iterator[None]:
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminate(signum: int, frame: object) -> None:
-        raise _Terminated()
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _main(command: str, argv: list[str], body: Callable[[argparse.Namespace, list[str]], int]) -> int:
     parser = parser_for(command)
     try:
@@ -330,12 +307,12 @@ def _main(command: str, argv: list[str], body: Callable[[argparse.Namespace, lis
     secrets: list[str] = []
     prefix = f"kql {command}"
     try:
-        with _sigterm():
+        with terminate_as_interrupt():
             return body(args, secrets)
     except KQLError as error:
         print(error.render(), file=sys.stderr)
         return EXIT_USAGE
-    except (KeyboardInterrupt, _Terminated) as stop:
+    except (KeyboardInterrupt, Terminated) as stop:
         if command == "watch":  # the way a watcher is meant to stop
             print(f"{prefix}: stopped; undelivered events come next time", file=sys.stderr)
             return EXIT_OK
