@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,26 +19,11 @@ from kql.execute.async_client import AsyncClient
 from kql.execute.client import Client
 from kql.execute.counting import count_exact, count_exact_async
 from kql.execute.planrun import count_plan
+from tests.planner_sandbox.conftest import FAST, sandbox
 from tests.planner_sandbox.groundtruth import And, Atom, Expr, Not, Or, Truth, api_atoms, hand_written, render
-from tests.planner_sandbox.test_differential import BUDGET, FAST, expressions
+from tests.planner_sandbox.test_differential import BUDGET, expressions
 
-sandbox = pytest.importorskip("kql.sandbox")
-
-CUSTOMERS = 400
-SEED = 11
 EXAMPLES = 120
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[tuple[Truth, Client, Any]]:
-    with sandbox.running(customers=CUSTOMERS, seed=SEED) as sb:
-        truth = Truth(sb.base_url, sb.token)
-        client = Client(sb.base_url, token=sb.token, retry=FAST)
-        try:
-            yield truth, client, sb
-        finally:
-            client.close()
-            truth.close()
 
 
 API_ATOMS: list[Atom] = api_atoms()

@@ -14,7 +14,7 @@ import asyncio
 import inspect
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import kql
 from kql.execute.client import Client, prepare
-from kql.execute.retry import RetryPolicy
+from tests.planner_sandbox.conftest import FAST, SEED
 from tests.planner_sandbox.groundtruth import (
     And,
     Atom,
@@ -39,31 +39,14 @@ from tests.planner_sandbox.groundtruth import (
     render,
 )
 
-sandbox = pytest.importorskip("kql.sandbox")
-
-CUSTOMERS = 400
-SEED = 11
 EXAMPLES = 800
 SHARDS = 4
 # Plans over this many listings are skipped (and counted): they are correct or not the
 # same way smaller ones are, and they would make the run slow.
 BUDGET = 24
-FAST = RetryPolicy(max_attempts=3, backoff_base=0.01, backoff_cap=0.05, retry_after_cap=1.0, deadline=10.0)
 SORTS = [None, "created_at", "-created_at", "name", "-name", "email", "-email", "net_revenue", "-net_revenue",
          "last_request_at", "-last_request_at"]
 SELECTS: list[tuple[str, ...] | None] = [None, None, None, ("name", "email"), ("net_revenue",), ("sign_in_count",)]
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[tuple[Truth, Client, Any]]:
-    with sandbox.running(customers=CUSTOMERS, seed=SEED) as sb:
-        truth = Truth(sb.base_url, sb.token)
-        client = Client(sb.base_url, token=sb.token, retry=FAST)
-        try:
-            yield truth, client, sb
-        finally:
-            client.close()
-            truth.close()
 
 
 ATOMS: list[Atom] = api_atoms() + local_atoms()
