@@ -70,7 +70,7 @@ def test_contradiction_prints_nothing_and_says_so() -> None:
     assert done.stdout == ""
     assert "no customer matches" in done.stderr
     as_json = kql("compile", "--json", "site = 1 and site = 2")
-    assert as_json.returncode == 0 and json.loads(as_json.stdout)["matches_nothing"] is True
+    assert as_json.returncode == 1 and json.loads(as_json.stdout)["matches_nothing"] is True  # 1 in every format
 
 
 def test_json_everywhere_errors_included() -> None:

@@ -1,7 +1,8 @@
 """The ``kql`` command: a thin shell over the library.
 
-Exit codes: 0 ok, 2 invalid query or usage, 3 the API refused, 4 network or
-server failure; snapshot/diff/watch add 5 (consumer failed) and 6 (segment busy).
+Exit codes (the table is docs/cli.md's): 0 ok, 1 nothing matched (run, compile),
+2 invalid query or usage, 3 the API refused, 4 network or server failure; 5 customers
+missing, accepted (run), or the consumer failed (diff/watch); 6 segment busy.
 Data goes to stdout, errors and warnings to stderr. Commands that
 talk HTTP live in their own modules and are imported only when used, so
 ``kql compile`` never loads httpx.
@@ -69,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
             "  kql run --sandbox 'net_revenue > 100 select name, email limit 5'\n"
             "  kql explain 'opened(bc_9) or clicked(bc_10)'\n"
             '  eval "$(kql completion bash)"\n\n'
-            "Run 'kql COMMAND --help' for a command's options, 'kql help' for the guides."
+            "Run 'kql COMMAND --help' for a command's options, 'kql help' for the guides;\n"
+            "exit codes (0 ok, 1 nothing matched, 2 usage, 3 refused, 4 failed, …) and --json: 'kql help cli'."
         ),
     )
     parser.add_argument("--version", action="version", version=f"kql {_version()}")
@@ -341,7 +343,7 @@ def _compile(text: str, args: argparse.Namespace) -> int:
             "warnings": [w.problem() for w in compiled.warnings],
         }
         print(json.dumps(payload, ensure_ascii=False))
-        return EXIT_OK
+        return EXIT_NOTHING if compiled.matches_nothing else EXIT_OK  # as kql run: 1 is "none", in every format
     if compiled.matches_nothing:
         # Nothing on stdout and a distinct exit: `curl "$API?$(kql compile …)"` must not fetch everyone.
         print("note: these filters contradict each other; no customer matches, no request is needed", file=sys.stderr)

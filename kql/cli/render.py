@@ -72,8 +72,8 @@ def _ndjson(records: Iterable[Record], out: TextIO) -> int:
 
 
 def _json(records: Iterable[Record], out: TextIO) -> int:
-    # "[" only with the first record: a run that fails before any leaves stdout empty
-    # (so `kql run --json` can print its error as JSON instead of half an array).
+    # "[" only with the first record: a run that fails before any leaves stdout empty rather
+    # than a lone "[" (`kql run --json` does not use this: it writes kql.cli.envelope's document).
     n = 0
     for record in records:
         out.write(("[\n" if not n else ",\n") + json.dumps(record, ensure_ascii=False))

@@ -1,10 +1,11 @@
 """``kql run EXPR``: execute a query and stream the customers out.
 
-Exit codes: 0 ok, 2 invalid query or usage, 3 the API refused (auth, 4xx),
-4 the network or server failed after retries (or customers are missing), 5 customers
-are missing and ``--allow-partial`` accepted it. Data goes to stdout (or
-``--output``, written atomically), errors and warnings to stderr, never a
-traceback and never a credential.
+Exit codes: 0 ok, 1 no customer written (none matched, or the page or limit left none),
+2 invalid query or usage, 3 the API refused (auth, 4xx), 4 the network or server failed
+after retries (or customers are missing), 5 customers are missing and ``--allow-partial``
+accepted it. Data goes to stdout (or ``--output``, written atomically), errors and
+warnings to stderr — with ``--json``, stdout is one JSON document whatever happens
+(``kql.cli.envelope``) — never a traceback and never a credential.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from kql.cli.envelope import EXIT_NOTHING, Envelope, SignalGuard
 from kql.cli.output import OutputError, check_output
 from kql.language.errors import KQLError
 
@@ -100,8 +102,9 @@ def _parser() -> argparse.ArgumentParser:
             "  kql run 'has_tag(tag_5) and opened(bc_9)' -o vip.csv\n"
             "  kql run -f vip.kql | jq .email\n\n"
             "credentials: --token or KAJABI_TOKEN, or KAJABI_CLIENT_ID + KAJABI_CLIENT_SECRET (OAuth).\n"
-            "exit codes: 0 ok, 2 invalid query/usage, 3 API refused, 4 network/server failure or customers missing,\n"
-            "5 customers missing, accepted by --allow-partial.\n"
+            "exit codes: 0 ok, 1 no customer matched (the output is still well-formed: [] or a CSV header),\n"
+            "2 invalid query/usage, 3 API refused, 4 network/server failure or customers missing,\n"
+            "5 customers missing, accepted by --allow-partial; 130/143 interrupted/terminated. kql help cli\n"
             "Without 'sort', customers come oldest first (ascending created_at). More: kql help executor"
         ),
     )
@@ -109,7 +112,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-f", "--file", metavar="FILE", help="read the query from FILE ('-' for stdin)")
     add_connection_arguments(parser)
     parser.add_argument(
-        "--json", action="store_true", help="JSON output (as --format json), and errors as JSON on stdout"
+        "--json",
+        action="store_true",
+        help='stdout is one JSON document, also on failure: {"customers": [...], "count", "complete", "ok", '
+        '"exit_code", "errors"} (with -o, "output" instead of the array)',
     )
     parser.add_argument(
         "--format",
@@ -170,38 +176,52 @@ def main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 for --help
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
-    if args.json:
-        if args.format not in (None, "json"):
-            parser.print_usage(sys.stderr)
-            print(
-                f"kql run: error: --json writes JSON; it cannot be combined with --format {args.format}",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
-        args.format = "json"
+    if args.output == "-":
+        args.output = None  # the usual spelling of standard output
     secrets: list[str] = []
-    failed = _Failure(args.json)
+    if not args.json:
+        failed = _Failure(None)
+        try:
+            with terminate_as_interrupt():
+                return _run(args, secrets, None)
+        except BaseException as error:
+            return _report(error, failed, secrets)
+    guard = SignalGuard()
+    envelope = Envelope(sys.stdout, args.output, guard)
+    # The handlers stay while the document is closed: SIGTERM's default action would cut its tail.
+    with terminate_as_interrupt(guard):
+        try:
+            code = _run(args, secrets, envelope)
+        except BaseException as error:
+            guard.busy = True  # the run is ending: a second signal waits, so the report is whole
+            code = _report(error, _Failure(envelope), secrets)
+        envelope.close(code)
+        return code
+
+
+def _report(error: BaseException, failed: _Failure, secrets: list[str]) -> int:
+    """The exit code of a run that raised ``error``, reported on stderr or in the JSON document."""
     try:
-        with terminate_as_interrupt():
-            return _run(args, secrets)
-    except KQLError as error:
-        return failed.query(error)
+        raise error
+    except _Usage:
+        return failed.line("usage", str(error), EXIT_USAGE)
+    except KQLError as query_error:
+        return failed.query(query_error)
     except KeyboardInterrupt:
-        print("kql run: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return failed.line("interrupted", "interrupted", EXIT_INTERRUPTED)
     except Terminated:
-        print("kql run: terminated", file=sys.stderr)
-        return EXIT_TERMINATED
-    except BrokenPipeError:  # `kql run … | head`
+        return failed.line("terminated", "terminated", EXIT_TERMINATED)
+    except BrokenPipeError:  # `kql run … | head`: no one is left to read, not even the document's end
+        failed.gone()
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter shutdown from complaining
         return EXIT_OK
-    except OutputError as error:
+    except OutputError:
         return failed.line("output", f"error: {error}", EXIT_USAGE)
-    except OSError as error:  # network errors arrive as httpx exceptions: this is local (--output)
-        where = f": {error.filename}" if error.filename else ""
-        return failed.line("output", f"{error.strerror or error}{where}", EXIT_USAGE)
-    except Exception as error:  # an ExecutorError, or a bug: either way one readable line
+    except OSError as local:  # network errors arrive as httpx exceptions: this is local (--output)
+        where = f": {local.filename}" if local.filename else ""
+        return failed.line("output", f"{local.strerror or local}{where}", EXIT_USAGE)
+    except Exception:  # an ExecutorError, or a bug: either way one readable line
         from kql.execute.errors import ExecutorError, redact
 
         code = error.exit_code if isinstance(error, ExecutorError) else EXIT_FAILED
@@ -210,23 +230,31 @@ def main(argv: list[str]) -> int:
         return failed.line(kind, f"{label}: {redact(str(error), secrets)}", code)
 
 
-class _Failure:
-    """How ``kql run`` reports a failure: a line on stderr, or with ``--json`` JSON on stdout."""
+class _Usage(Exception):
+    """A usage mistake found after parsing (exit 2): a line on stderr, or JSON with ``--json``."""
 
-    def __init__(self, as_json: bool) -> None:
-        self.as_json = as_json
+
+class _Failure:
+    """How ``kql run`` reports a failure: a line on stderr, or with ``--json`` the document's errors."""
+
+    def __init__(self, envelope: Envelope | None) -> None:
+        self.envelope = envelope
 
     def query(self, error: KQLError) -> int:
-        if self.as_json:
-            print(json.dumps({"ok": False, "errors": [e.problem() for e in error.errors]}, ensure_ascii=False))
+        if self.envelope is not None:
+            self.envelope.close(EXIT_USAGE, [e.problem() for e in error.errors])
         else:
             print(error.render(), file=sys.stderr)
         return EXIT_USAGE
 
+    def gone(self) -> None:
+        """The reader of stdout has left: the document cannot be closed, and is not tried."""
+        if self.envelope is not None:
+            self.envelope.abandon()
+
     def line(self, code: str, message: str, exit_code: int) -> int:
-        if self.as_json:
-            problem = {"code": code, "message": message, "span": None, "hint": None}
-            print(json.dumps({"ok": False, "errors": [problem], "exit_code": exit_code}, ensure_ascii=False))
+        if self.envelope is not None:
+            self.envelope.close(exit_code, [{"code": code, "message": message, "span": None, "hint": None}])
         else:
             print(f"kql run: {message}", file=sys.stderr)
         return exit_code
@@ -237,7 +265,8 @@ class Terminated(BaseException):
 
 
 @contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
+def terminate_as_interrupt(guard: SignalGuard | None = None) -> Iterator[None]:
+    """SIGTERM raises ``Terminated``; with a ``guard``, it and Ctrl-C wait for a write to finish."""
     import signal
     import threading
 
@@ -245,49 +274,59 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield  # signal handlers belong to the main thread (an embedding program's call)
         return
 
-    def terminate(signum: int, frame: object) -> None:
-        raise Terminated()
+    def stop(signum: int, frame: object) -> None:
+        error = KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
+        if guard is not None and guard.busy:
+            guard.pending = error  # raised by the writer once its write is whole
+            return
+        raise error
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    handled = [signal.SIGTERM]
+    if guard is not None and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        handled.append(signal.SIGINT)  # not when ignored (a background job): that stays so
+    previous = {signum: signal.signal(signum, stop) for signum in handled}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
-def _run(args: argparse.Namespace, secrets: list[str]) -> int:
+def _run(args: argparse.Namespace, secrets: list[str], envelope: Envelope | None) -> int:
     from kql.cli.inputs import UsageError, read_query
 
     try:
         text = read_query(args.expr, args.file)
     except UsageError as error:
-        print(f"kql run: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.output == "-":
-        args.output = None  # the usual spelling of standard output
-    elif args.output is not None:
+        raise _Usage(str(error)) from None
+    if args.output is not None:
         if not args.output:
-            print("kql run: error: --output needs a file name ('-' for standard output)", file=sys.stderr)
-            return EXIT_USAGE
+            raise _Usage("error: --output needs a file name ('-' for standard output)")
         check_output(args.output)  # before the run: a typo in the path should not cost the export
+    if args.json and args.output is None and args.format not in (None, "json"):
+        raise _Usage(f"error: --json writes JSON to stdout; --format {args.format} needs --output FILE")
+    if args.retries < 0:
+        raise _Usage("--retries must be 0 or more")
     if args.sandbox and args.token:
         print("kql run: note: --token is not used with --sandbox (it has its own)", file=sys.stderr)
     query, named = _expanded(text, args.segments, args.max_requests)
     # Without names the query is fully checked and planned before anything starts; names first
     # need the catalogues, so only their other mistakes (and the budget) are checked up front.
     target = None if named else _prepare(query, text, args.max_requests)
-    fmt = args.format or _default_format(args.output)
-    if args.retries < 0:
-        print("kql run: --retries must be 0 or more", file=sys.stderr)
-        return EXIT_USAGE
+    if args.json and args.output is None:
+        fmt = "json"  # the document on stdout
+    else:  # --json -o FILE: the file in its own format (a name without extension: JSON), the document on stdout
+        fmt = args.format or _default_format(args.output, "json" if args.json else "ndjson")
 
     with connect(args, secrets) as client:
         if target is None:
             target = _prepare(client.names.resolve(query, text), text, args.max_requests)
         for warning in target.warnings:
             print(warning.render(), file=sys.stderr)
-        code = _stream(client, target, args, fmt)
-        return EXIT_PARTIAL if code == EXIT_OK and client.stats["records-missing"] else code
+        count = _stream(client, target, args, fmt, envelope)
+        if client.stats["records-missing"]:
+            return EXIT_PARTIAL
+        return EXIT_OK if count else EXIT_NOTHING  # as grep: a script can tell "none" from "some"
 
 
 @contextlib.contextmanager
@@ -328,7 +367,8 @@ def _trace_to_stderr(line: str) -> None:
     print(f"kql: {line}", file=sys.stderr, flush=True)
 
 
-def _stream(client: Client, compiled: Any, args: argparse.Namespace, fmt: str) -> int:
+def _stream(client: Client, compiled: Any, args: argparse.Namespace, fmt: str, envelope: Envelope | None) -> int:
+    """Write the customers; returns how many were written."""
     import time
 
     from kql.cli.output import open_output
@@ -345,7 +385,9 @@ def _stream(client: Client, compiled: Any, args: argparse.Namespace, fmt: str) -
     try:
         with contextlib.ExitStack() as stack:
             bar = stack.enter_context(ProgressBar(customers, sys.stderr, limit=limit)) if show_bar else None
-            if fmt == "table":
+            if envelope is not None and args.output is None:
+                count = envelope.write(customers)
+            elif fmt == "table":
                 count = _table(customers, compiled, args, bar, to_terminal)
             else:
                 from kql.cli.render import write
@@ -360,9 +402,11 @@ def _stream(client: Client, compiled: Any, args: argparse.Namespace, fmt: str) -
     if compiled.matches_nothing:
         print("note: these filters contradict each other; no customer matches (no request was made)", file=sys.stderr)
     if args.output:
+        if envelope is not None:
+            envelope.count = count  # the file is written: its customers
         noun = "customer" if count == 1 else "customers"
         print(f"kql run: wrote {count:,} {noun} to {args.output} in {time.monotonic() - started:.1f}s", file=sys.stderr)
-    return EXIT_OK
+    return count
 
 
 def _table(customers: Any, compiled: Any, args: argparse.Namespace, bar: Any, to_terminal: bool) -> int:
@@ -402,7 +446,8 @@ def _same_terminal() -> bool:
     return (out.st_dev, out.st_ino, out.st_rdev) == (err.st_dev, err.st_ino, err.st_rdev)
 
 
-def _default_format(output: str | None) -> str:
+def _default_format(output: str | None, bare: str = "ndjson") -> str:
+    """The format from ``--output``'s extension (``bare`` when it has none), else table or NDJSON."""
     if output:
         extension = os.path.splitext(output)[1].lower()
         if extension and extension not in _EXTENSIONS:
@@ -411,7 +456,7 @@ def _default_format(output: str | None) -> str:
                 f"--output {output}: cannot tell the format from {extension!r} (known: {known}); "
                 "or give --format table|json|ndjson|csv"
             )
-        return _EXTENSIONS.get(extension, "ndjson")
+        return _EXTENSIONS.get(extension, bare)
     return "table" if sys.stdout.isatty() else "ndjson"
 
 
