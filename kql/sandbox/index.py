@@ -96,13 +96,8 @@ def _ordered(conn: sqlite3.Connection, sql: str) -> list[tuple[Any, ...]]:
 class _Column:
     """One column's non-null values in ascending order, with the positions holding them."""
 
-    def __init__(self, index: Index, positions: list[int], values: list[Any]) -> None:
-        try:
-            self.values: Sequence[int] = array("i", values)
-        except OverflowError:
-            self.values = array("q", values)
-        except TypeError:  # REAL or TEXT values: SQL compares them its own way
-            raise _Unsupported from None
+    def __init__(self, index: Index, positions: list[int], values: array[int]) -> None:
+        self.values = values
         self.order = array("i", positions)
         step = max(256, -(-len(values) // MARKS))
         self.bounds = [*range(0, len(values), step), len(values)]
@@ -224,16 +219,19 @@ class Index:
         ids_json, values_json = cur.execute(
             f"SELECT json_group_array(id), json_group_array(v) FROM "
             f"(SELECT id, {name} AS v FROM customers WHERE {name} IS NOT NULL ORDER BY {name})").fetchone()
-        ids, values = json.loads(ids_json), json.loads(values_json)
+        ids: list[int] = json.loads(ids_json)
         column: _Column | None = None
-        if all(type(v) is int for v in itertools.islice(values, 0, None, 97)):  # else (likely) not one type
+        try:
+            values = array("q", json.loads(values_json))
+        except (TypeError, OverflowError):  # REAL or TEXT values, or huge ones: SQL compares them its own way
+            values = None
+        if values is not None:
             if not all(map(operator.le, values, itertools.islice(values, 1, None))):
                 pairs = sorted(zip(values, ids, strict=True))  # SQLite does not promise an aggregate's order
-                values, ids = [v for v, _ in pairs], [i for _, i in pairs]
+                values, ids = array("q", [v for v, _ in pairs]), [i for _, i in pairs]
             positions = self.positions(ids)
             if len(positions) == len(ids):  # else customers were added since the index was built
-                with contextlib.suppress(_Unsupported):
-                    column = _Column(self, positions, values)
+                column = _Column(self, positions, values)
         with self._lock:
             self._columns[name] = column
         return column
@@ -253,7 +251,8 @@ class Index:
                     break
         else:
             found = holders(form.values)
-        return self.universe ^ found if form.negate else found & self.universe
+        found &= self.universe  # rows of deleted customers do not count
+        return self.universe ^ found if form.negate else found
 
     def _remember(self, key: tuple[object, ...], build: Callable[[], int]) -> int:
         with self._lock:
