@@ -7,8 +7,9 @@ filters over 100,000 customers is a few microseconds and `meta.total_count` is
 `id` descending), is the order of descending ids whenever ids follow creation time (always
 for generated and inserted customers; checked when the index is built): its page is the
 k-th run of set bits from the top, found by counting bits chunk by chunk. Any other order
-(an explicit sort, or a default order that ids do not follow) walks that order's
-permutation of the customers, or sorts the matches by their rank in it when they are few.
+(an explicit sort, or a default order that ids do not follow) is a permutation of the
+customers cut in 64 blocks, each with its set: a page skips the blocks before it by
+counting their matches (one AND and bit_count each) and walks only the blocks holding it.
 
 Where a filter's set comes from (its rule's `form`, kql.sandbox.rules):
 
@@ -162,7 +163,7 @@ class Index:
         self._lock = threading.Lock()
         self._columns: dict[str, _Column | None] = {}  # None: the column cannot be indexed
         self._remembered: OrderedDict[tuple[object, ...], int] = OrderedDict()
-        self._sorts: OrderedDict[Sort, tuple[array[int], array[int]]] = OrderedDict()
+        self._sorts: OrderedDict[Sort, _Order] = OrderedDict()
 
     def positions(self, ids: list[int]) -> list[int]:
         """The positions of those ids that are customers of this index (others are skipped)."""
@@ -275,32 +276,49 @@ class Index:
             return self.ids_at(_select_down(found, offset, size, self.nbytes))
         if self.natural and sort == (("created_at", False),):  # the default order reversed (ties: id ascending)
             return self.ids_at(_select_up(found, offset, size, self.nbytes))
-        perm, rank = self._sort(sort, conn)
-        wanted = offset + size
-        walk = min(self.n, wanted * self.n // max(total, 1))  # positions read to reach the page's end
-        if walk <= 8 * total + self.nbytes:  # dense enough: walk the order until the page is complete
-            # One byte per position, 1 for a match, so that the walk is a loop in C: compress(perm, …).
-            flags = format(found, f"0{self.size}b").encode().translate(_FLAGS)[::-1]
-            picked = list(itertools.islice(itertools.compress(perm, map(flags.__getitem__, perm)), offset, wanted))
-        else:  # sparse: every match, ordered by its rank in the order
-            picked = sorted(_every(found.to_bytes(self.nbytes, "little")), key=rank.__getitem__)[offset:wanted]
+        order = self._sort(sort, conn)
+        picked: list[int] = []
+        flags: bytes | None = None
+        for k, block in enumerate(order.blocks):  # skip whole blocks of the order by counting their matches
+            here = found & block
+            count = here.bit_count()
+            if count <= offset:
+                offset -= count
+                continue
+            # Walk the block: one byte per position, 1 for a match, so that the walk is a loop in C.
+            if flags is None:
+                flags = format(found, f"0{self.size}b").encode().translate(_FLAGS)[::-1]
+            part = order.perm[k * order.step:(k + 1) * order.step]
+            matches = list(itertools.compress(part, map(flags.__getitem__, part)))
+            picked += matches[offset:offset + size - len(picked)]
+            offset = 0
+            if len(picked) == size:
+                break
         return self.ids_at(picked)
 
-    def _sort(self, sort: Sort, conn: sqlite3.Connection) -> tuple[array[int], array[int]]:
+    def _sort(self, sort: Sort, conn: sqlite3.Connection) -> _Order:
         with self._lock:
             if sort in self._sorts:
                 self._sorts.move_to_end(sort)
                 return self._sorts[sort]
-        perm = array("i", self.positions([r[0] for r in _ordered(
+        order = _Order(self, self.positions([r[0] for r in _ordered(
             conn, f"SELECT c.id FROM customers c ORDER BY {order_by(sort)}")]))
-        rank = array("i", [0]) * max(1, self.size)
-        for r, p in enumerate(perm):
-            rank[p] = r
         with self._lock:
-            self._sorts[sort] = (perm, rank)
+            self._sorts[sort] = order
             while len(self._sorts) > SORTS:
                 self._sorts.popitem(last=False)
-        return perm, rank
+        return order
+
+
+class _Order:
+    """A sort's permutation of the positions, and the sets of its blocks of `step` consecutive
+    ranks: a page skips the blocks before it by counting their matches, and walks only the
+    blocks that hold it."""
+
+    def __init__(self, index: Index, perm: list[int]) -> None:
+        self.perm = array("i", perm)
+        self.step = max(1024, -(-len(perm) // MARKS))
+        self.blocks = [index.bits(perm[at:at + self.step]) for at in range(0, len(perm), self.step)]
 
 
 def _select_down(found: int, offset: int, count: int, nbytes: int) -> list[int]:
@@ -358,12 +376,3 @@ def _skip(data: bytes, offset: int) -> tuple[int, int]:
         offset -= here
         start += _CHUNK
     return start, offset
-
-
-def _every(data: bytes) -> list[int]:
-    """Every set bit's position, lowest first."""
-    picked: list[int] = []
-    for i in itertools.compress(itertools.count(), data):  # the non-zero bytes only
-        base = i * 8
-        picked.extend(base + b for b in _UP[data[i]])
-    return picked
