@@ -158,8 +158,17 @@ class Index:
         else:
             self.universe = self.bits(_json_ids(conn, "SELECT id AS x FROM customers"))
         # The default order is descending positions when ids follow creation time.
-        created = _json_ids(conn, "SELECT created_at AS x FROM customers ORDER BY id")
-        self.natural = all(map(operator.le, created, itertools.islice(created, 1, None)))
+        cur = conn.cursor()
+        cur.row_factory = None
+        ids_json, created_json = cur.execute("SELECT json_group_array(id), json_group_array(created_at) FROM "
+                                             "(SELECT id, created_at FROM customers ORDER BY id)").fetchone()
+        ids, created = json.loads(ids_json), json.loads(created_json)
+        # (The ids are checked too: SQLite does not promise that an aggregate reads rows in order.)
+        try:
+            self.natural = (all(map(operator.lt, ids, itertools.islice(ids, 1, None)))
+                            and all(map(operator.le, created, itertools.islice(created, 1, None))))
+        except TypeError:  # text among the times: SQLite orders it its own way
+            self.natural = False
         self._lock = threading.Lock()
         self._columns: dict[str, _Column | None] = {}  # None: the column cannot be indexed
         self._remembered: OrderedDict[tuple[object, ...], int] = OrderedDict()

@@ -34,6 +34,7 @@ def _odd(store: Store) -> None:
         conn.execute("UPDATE customers SET created_at = ? WHERE id = 5", (NOW + 1000,))  # ids no longer in order
         conn.execute("UPDATE customers SET net_revenue = 9950.5 WHERE id = 7")  # REAL among integers
         conn.execute("UPDATE customers SET last_opened_at = 'soon' WHERE id = 8")  # TEXT in a timestamp
+        conn.execute("UPDATE customers SET created_at = 'early' WHERE id = 9")  # … and in the default order's
         conn.execute("UPDATE customers SET last_request_at = NULL WHERE id BETWEEN 10 AND 20")
         conn.execute("DELETE FROM customers WHERE id IN (3, 30, 300)")  # gaps; their relation rows stay
         conn.execute("INSERT OR IGNORE INTO customer_tags VALUES (1, 100000)")  # a customer that does not exist
