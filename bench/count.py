@@ -3,8 +3,8 @@
 For each query, ``Client.count`` by terms (kql/execute/counting.py: one ``page[size]=1``
 request per term) against the listing count it replaces (``count_plan``: every page of
 every listing, ids only), from a sandbox in its own process. The two alternate, round
-after round; the sandbox forgets its remembered counts before every measurement, so
-neither method profits from the other's (or its own earlier) work. Requests are the
+after round; the sandbox drops its index (the filter sets it has built) before every
+measurement, so neither method profits from the other's (or its own earlier) work. Requests are the
 client's own tally; times are medians of --runs.
 
 Usage: python bench/count.py [--customers N] [--runs N] [--latency-ms MS]
@@ -27,7 +27,7 @@ from kql.execute.client import Client
 from kql.execute.counting import count_exact
 from kql.execute.planrun import count_plan
 
-# One line on stdin, "forget", makes the sandbox drop its remembered count(*) results.
+# One line on stdin, "forget", makes the sandbox drop its index (kql.sandbox.index).
 SERVE = """
 import json, sys
 from kql.sandbox import running
@@ -35,7 +35,7 @@ options = json.loads(sys.argv[1])
 with running(**options) as sb:
     print(sb.base_url, flush=True)
     for line in sys.stdin:  # until the parent closes our stdin
-        sb.store.forget_counts()
+        sb.store.invalidate()
         print("ok", flush=True)
 """
 
@@ -67,7 +67,7 @@ def sandbox(**options: Any) -> Iterator[tuple[str, Callable[[], None]]]:
 
 
 def measure(client: Client, fn: Callable[[], int], forget: Callable[[], None]) -> tuple[int, int, float]:
-    """(count, requests, seconds) of one call, with the sandbox's remembered counts forgotten first."""
+    """(count, requests, seconds) of one call, with the sandbox's index dropped first."""
     forget()
     before = client.stats["requests"]
     start = time.perf_counter()

@@ -6,7 +6,7 @@
         admin.set_attribute(sb.store, 12, "name", "Ada Lovelace")
 
 Values are the store's own: money in cents, times in Unix seconds (see schema.py).
-Every change commits and makes the store forget the counts it remembered.
+Every change commits and makes the store drop its index (rebuilt by the next listing).
 """
 
 from __future__ import annotations

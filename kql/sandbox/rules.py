@@ -39,12 +39,57 @@ class Member:
         """Correlated: one primary-key lookup per candidate customer, whatever the relation's size."""
         return f"EXISTS (SELECT 1 FROM {self.table} m WHERE m.{self.key} = ?{self.extra} AND m.customer_id = c.id)"
 
-    def listing(self) -> str:
-        """The relation's customers as a list, for SQLite to drive the query from (one index range)."""
-        return f"c.id IN (SELECT customer_id FROM {self.table} m WHERE m.{self.key} = ?{self.extra})"
+    def exists_any(self, n: int) -> str:
+        marks = ",".join("?" * n)
+        return (f"EXISTS (SELECT 1 FROM {self.table} m WHERE m.{self.key} IN ({marks}){self.extra} "
+                "AND m.customer_id = c.id)")
 
-    def count(self) -> str:
-        return f"SELECT count(*) FROM {self.table} m WHERE m.{self.key} = ?{self.extra}"
+    def holders(self, n: int) -> str:
+        """The customer ids (as `x`) of the rows for any of n values (what kql.sandbox.index reads)."""
+        marks = ",".join("?" * n)
+        return f"SELECT m.customer_id AS x FROM {self.table} m WHERE m.{self.key} IN ({marks}){self.extra}"
+
+
+# A rule's set form: what kql.sandbox.index evaluates with its own structures (sorted columns,
+# membership bitsets) instead of running the SQL. Each rule's SQL is written from the same form
+# (`form_sql`), so the two cannot say different things; rules without a form (text, flags,
+# site) are evaluated by running their SQL once and remembering the result.
+
+
+@dataclass(frozen=True)
+class Compare:
+    """`column op value` over customers (null never matches); with or_null, also the nulls."""
+
+    column: str
+    op: str  # ">=", ">", "<" or "="
+    value: int | float
+    or_null: bool = False
+
+
+@dataclass(frozen=True)
+class Holders:
+    """Customers with a row in member's relation for any of the values, every one of them (every),
+    or, negated, for none of them."""
+
+    member: Member
+    values: tuple[Value, ...]
+    every: bool = False
+    negate: bool = False
+
+
+Form = Compare | Holders
+
+
+def form_sql(form: Form) -> tuple[str, Params]:
+    if isinstance(form, Compare):
+        if form.or_null:
+            return f"(+c.{form.column} IS NULL OR +c.{form.column} {form.op} ?)", [form.value]
+        return f"+c.{form.column} {form.op} ?", [form.value]
+    values: Params = list(form.values)
+    if form.every:
+        return all_of([form.member.exists()] * len(values)), values
+    sql = form.member.exists() if len(values) == 1 else form.member.exists_any(len(values))
+    return ("NOT " if form.negate else "") + sql, values
 
 
 @dataclass(frozen=True)
@@ -52,7 +97,12 @@ class Rule:
     build: Callable[[Sequence[Value], Context], tuple[str, Params]]
     doc: str  # the rule in words, for docs/sandbox.md
     example: str | None = None  # a value that selects someone, for string filters
-    member: Member | None = None  # set for positive one-id memberships: the store may drive a query from it
+    form: Callable[[Sequence[Value], Context], Form] | None = None  # the set form, when it has one
+
+
+def formed(form: Callable[[Sequence[Value], Context], Form], doc: str, example: str | None = None) -> Rule:
+    """A rule defined by its set form; its SQL is the form's."""
+    return Rule(lambda values, ctx: form_sql(form(values, ctx)), doc, example, form)
 
 
 def all_of(parts: Sequence[str]) -> str:
@@ -64,50 +114,36 @@ def all_of(parts: Sequence[str]) -> str:
 
 
 # Column comparisons are written `+c.col`: the unary plus keeps SQLite from picking a one-column
-# index for a range that may hold half the customers (it has no histograms to know); it then
-# reads the covering customers_filter index, or the rows of a membership that drives the query.
+# index for a range that may hold half the customers (it has no histograms to know).
 
 
 def has(table: str, key: str, what: str, extra: str = "", *, negate: bool = False) -> Rule:
     verb = "has no" if negate else "has a"
     member = Member(table, key, extra)
-
-    def build(values: Sequence[Value], ctx: Context) -> tuple[str, Params]:
-        return ("NOT " if negate else "") + member.exists(), [values[0]]
-
-    return Rule(build, f"{verb} row in `{table}` for the id{what}", member=None if negate else member)
+    return formed(lambda values, ctx: Holders(member, (values[0],), negate=negate),
+                  f"{verb} row in `{table}` for the id{what}")
 
 
 def has_all(table: str, key: str) -> Rule:
     member = Member(table, key)
-
-    def build(values: Sequence[Value], ctx: Context) -> tuple[str, Params]:
-        distinct: Params = list(dict.fromkeys(values))
-        return all_of([member.exists()] * len(distinct)), distinct
-
-    return Rule(build, f"has a row in `{table}` for every one of the ids")
+    return formed(lambda values, ctx: Holders(member, tuple(dict.fromkeys(values)), every=True),
+                  f"has a row in `{table}` for every one of the ids")
 
 
 def has_none_of(table: str, key: str) -> Rule:
-    def build(values: Sequence[Value], ctx: Context) -> tuple[str, Params]:
-        distinct: Params = list(dict.fromkeys(values))
-        marks = ",".join("?" * len(distinct))
-        return (f"NOT EXISTS (SELECT 1 FROM {table} m WHERE m.{key} IN ({marks}) AND m.customer_id = c.id)",
-                distinct)
-
-    return Rule(build, f"has no row in `{table}` for any of the ids")
+    member = Member(table, key)
+    return formed(lambda values, ctx: Holders(member, tuple(dict.fromkeys(values)), negate=True),
+                  f"has no row in `{table}` for any of the ids")
 
 
 def within(column: str, *, negate: bool = False) -> Rule:
-    def build(values: Sequence[Value], ctx: Context) -> tuple[str, Params]:
+    def form(values: Sequence[Value], ctx: Context) -> Compare:
         cutoff = ctx.now - int(values[0]) * DAY
-        if negate:
-            return f"(+c.{column} IS NULL OR +c.{column} < ?)", [cutoff]
-        return f"+c.{column} >= ?", [cutoff]
+        return Compare(column, "<", cutoff, or_null=True) if negate else Compare(column, ">=", cutoff)
 
     if negate:
-        return Rule(build, f"`{column}` is null or earlier than now − N days (the exact complement)")
-    return Rule(build, f"`{column}` is at or after now − N days")
+        return formed(form, f"`{column}` is null or earlier than now − N days (the exact complement)")
+    return formed(form, f"`{column}` is at or after now − N days")
 
 
 def contains(column: str, example: str) -> Rule:
@@ -140,11 +176,11 @@ def column_is(sql: str, doc: str) -> Rule:
 
 
 def money(op: str) -> Rule:
-    def build(values: Sequence[Value], ctx: Context) -> tuple[str, Params]:
+    def form(values: Sequence[Value], ctx: Context) -> Compare:
         cents = Decimal(values[0]) * 100
-        return f"+c.net_revenue {op} ?", [int(cents) if cents == cents.to_integral_value() else float(cents)]
+        return Compare("net_revenue", op, int(cents) if cents == cents.to_integral_value() else float(cents))
 
-    return Rule(build, f"`net_revenue` (in cents) {op} the amount × 100")
+    return formed(form, f"`net_revenue` (in cents) {op} the amount × 100")
 
 
 def _broadcast(flag: str | None, *, negate: bool = False) -> Rule:
@@ -204,8 +240,8 @@ RULES: dict[str, Rule] = {
     "has_no_product_id": has("product_access", "product_id", " (active or not)", negate=True),
     "has_active_product_id": has("product_access", "product_id", " with `active` = 1", " AND active = 1"),
     "previously_owned_product_id": has("product_access", "product_id", " with `active` = 0", " AND active = 0"),
-    "used_coupon_code": Rule(
-        lambda v, ctx: (Member("coupon_uses", "code").exists(), [str(v[0]).upper()]),
+    "used_coupon_code": formed(
+        lambda v, ctx: Holders(Member("coupon_uses", "code"), (str(v[0]).upper(),)),
         "has a row in `coupon_uses` for the code, compared case-insensitively (codes are stored upper-case)",
         "SPRING24",
     ),

@@ -7,9 +7,10 @@ lets any number of readers in at once). Writes — `insert_customers`, and whate
 does through `writing()` — go through one writer connection behind `lock`; readers wait for
 a write to commit (the busy timeout), never see half of one.
 
-What is remembered between requests (counts behind `meta.total_count`, sizes of
-memberships) is dropped whenever the database changes, whoever changed it: the store
-watches SQLite's `data_version`. `invalidate()` drops it by hand.
+Listings are answered from an index of the data (kql.sandbox.index: each filter's set of
+customers as a bitset, sorted columns, sort orders), built as requests need it and dropped
+whenever the database changes, whoever changed it: the store watches SQLite's
+`data_version`. `invalidate()` drops it by hand.
 
 The cache: generated databases are kept in a cache directory (`cache_dir`), one file per
 (generator version, schema version, seed, customers, sites). A start with a fresh file
@@ -33,42 +34,17 @@ from pathlib import Path
 from typing import Any
 
 from kql.sandbox import data
+from kql.sandbox.index import Index
 from kql.sandbox.params import ListQuery
-from kql.sandbox.rules import RULES, Context
+from kql.sandbox.rules import Context
 from kql.sandbox.schema import CUSTOMER_COLUMNS, SCHEMA_VERSION
 
-# Sort key → (SQL expression, expression that puts nulls last ascending). Nulls sort as
-# the largest value, as in PostgreSQL (last ascending, first descending); ties break on id.
-_ORDER = {
-    "name": ("c.name COLLATE NOCASE", None),
-    "email": ("c.email", None),
-    "created_at": ("c.created_at", None),
-    "net_revenue": ("c.net_revenue", None),
-    "last_request_at": ("c.last_request_at", "(c.last_request_at IS NULL)"),
-}
 _IDLE_READERS = 8  # connections kept open for the next requests; more are opened under load
 BUSY_TIMEOUT = 30.0  # seconds a reader waits for a write to commit (and a writer for readers)
-# A membership listed first drives the query (SQLite reads its customers one by one) when it
-# holds less than this share of the customers; a bigger one is checked per candidate instead.
-_DRIVE_SHARE = 1 / 6
 
 
 def _fold(value: object) -> str | None:
     return value.casefold() if isinstance(value, str) else None
-
-
-def order_by(sort: Sequence[tuple[str, bool]], *, by_index: bool = True) -> str:
-    """ORDER BY terms; by_index=False writes them so that SQLite sorts instead of walking a sort index."""
-    parts = []
-    plus = "" if by_index else "+"
-    for name, desc in sort or [("created_at", True)]:
-        expr, nulls = _ORDER[name]
-        direction = " DESC" if desc else ""
-        if nulls:
-            parts.append(plus + nulls + direction)
-        parts.append(plus + expr + direction)
-    tie = " DESC" if (sort or [("created_at", True)])[0][1] else ""
-    return ", ".join([*parts, plus + "c.id" + tie])
 
 
 def cache_file(cache_dir: str | Path, *, customers: int, seed: int, sites: int) -> Path:
@@ -97,12 +73,10 @@ class Store:
         self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._idle_count = 0
         self._closed = False
-        self._cache_lock = threading.Lock()  # guards the remembered sizes and counts, and the watcher
+        self._cache_lock = threading.Lock()  # guards the index, the watcher and the pool's count
         self._watcher = self._connect()
         self._version: int | None = None
-        self._sizes: dict[tuple[str, tuple[object, ...]], int] = {}
-        self._counts: dict[tuple[str, tuple[object, ...]], int] = {}
-        self._population = 0
+        self._index: Index | None = None
 
     # ---- opening ------------------------------------------------------------------------------
 
@@ -215,28 +189,30 @@ class Store:
         self.invalidate()
 
     def invalidate(self) -> None:
-        """Drop the remembered counts and sizes. Not needed after writes through this store's own
+        """Drop the index (kql.sandbox.index). Not needed after writes through this store's own
         connections or any other connection to the database (they are noticed); it is the manual
-        way to start afresh."""
+        way to start afresh, and what benchmarks use to measure building it."""
         with self._cache_lock:
-            self._sizes.clear()
-            self._counts.clear()
+            self._index = None
             self._version = None
 
-    def forget_counts(self) -> None:
-        """Drop remembered counts (benchmarks use it to measure a query's first page)."""
-        with self._cache_lock:
-            self._counts.clear()
-
     def _check_version(self) -> None:
-        """Forget what was remembered if anybody committed a change since the last request."""
+        """Drop the index if anybody committed a change since the last request."""
         with self._cache_lock:
             version = int(self._watcher.execute("PRAGMA data_version").fetchone()[0])
             if version != self._version:
-                self._sizes.clear()
-                self._counts.clear()
+                self._index = None
                 self._version = version
-                self._population = int(self._watcher.execute("SELECT max(id) FROM customers").fetchone()[0] or 0)
+
+    def index(self, conn: sqlite3.Connection) -> Index:
+        """The index of the data as of the last version check, built by the first request needing it."""
+        with self._cache_lock:
+            index = self._index
+        if index is None:
+            index = Index(conn)  # outside the lock: other requests go on meanwhile
+            with self._cache_lock:
+                self._index = self._index or index
+        return index
 
     def close(self) -> None:
         with self._cache_lock:
@@ -257,90 +233,32 @@ class Store:
 
     # ---- customers -----------------------------------------------------------------------------
 
-    def where(self, query: ListQuery, now: int, conn: sqlite3.Connection | None = None) -> tuple[str, list[object]]:
-        """The WHERE clause of a listing. The smallest positive membership, when small enough, is
-        written as a list that drives the query; every other condition is checked per candidate,
-        column comparisons first (cheapest), then memberships (one lookup each), then text."""
-        ctx = Context(now=now)
-        built: list[tuple[int, str, list[object]]] = []
-        drivers: list[tuple[int, int]] = []  # (size, index into built)
-        for f, values in query.filters:
-            rule = RULES[f.param]
-            sql, params = rule.build(values, ctx)
-            if rule.member is not None:
-                drivers.append((self._size(rule.member.count(), [values[0]], conn), len(built)))
-                built.append((1, sql, params))
-            elif "EXISTS" in sql:
-                built.append((1, sql, params))
-            elif "instr(" in sql:
-                built.append((2, sql, params))
-            else:
-                built.append((0, sql, params))
-        if drivers:
-            size, at = min(drivers)
-            if size <= self._population * _DRIVE_SHARE:
-                f, values = query.filters[at]
-                member = RULES[f.param].member
-                assert member is not None
-                built[at] = (-1, member.listing(), built[at][2])
-        built.sort(key=lambda item: item[0])
-        clauses = [sql for _, sql, _ in built]
-        params = [p for _, _, ps in built for p in ps]
-        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
-
-    def _size(self, sql: str, params: list[object], conn: sqlite3.Connection | None) -> int:
-        """Rows of a membership (remembered until the data changes)."""
-        key = (sql, tuple(params))
-        with self._cache_lock:
-            if key in self._sizes:
-                return self._sizes[key]
-        if conn is None:
-            with self.reading() as reader:
-                size = int(reader.execute(sql, params).fetchone()[0])
-        else:
-            size = int(conn.execute(sql, params).fetchone()[0])
-        with self._cache_lock:
-            self._sizes[key] = size
-        return size
-
     def list_customers(self, query: ListQuery, now: int | None = None) -> tuple[list[sqlite3.Row], int]:
+        """A page of the customers matching every filter, and how many match."""
         offset = (query.page - 1) * query.size
+        ctx = Context(now=int(time.time()) if now is None else now)
         self._check_version()
         with self.reading() as conn:
-            where, params = self.where(query, int(time.time()) if now is None else now, conn)
-            total = self._count(conn, where, params)
+            index = self.index(conn)
+            found = index.universe
+            for f, values in query.filters:
+                found &= index.matching(f.param, values, ctx, conn)
+                if not found:
+                    break
+            total = found.bit_count()
             if offset >= total:
                 return [], total
-            # Few matches: sort them (SQLite reads them all anyway to count). Many: walk the sort
-            # key's index and stop after the page, as the matches are dense along it.
-            sparse = (offset + query.size) * 8 > total
-            ids = [row[0] for row in conn.execute(
-                f"SELECT c.id FROM customers c{where} ORDER BY {order_by(query.sort, by_index=not sparse)} "
-                "LIMIT ? OFFSET ?", [*params, query.size, offset])]
+            ids = index.page(found, total, tuple(query.sort), offset, query.size, conn)
             if not ids:
                 return [], total
             marks = ",".join("?" * len(ids))
             by_id = {row["id"]: row for row in conn.execute(f"SELECT * FROM customers WHERE id IN ({marks})", ids)}
         return [by_id[i] for i in ids if i in by_id], total
 
-    def _count(self, conn: sqlite3.Connection, where: str, params: list[object]) -> int:
-        """count(*) of a filter, remembered until the data changes: a client walking the pages of
-        one query pays for the count once."""
-        key = (where, tuple(params))
-        with self._cache_lock:
-            if key in self._counts:
-                return self._counts[key]
-        total = int(conn.execute(f"SELECT count(*) FROM customers c{where}", params).fetchone()[0])
-        with self._cache_lock:
-            if len(self._counts) > 10_000:
-                self._counts.clear()
-            self._counts[key] = total
-        return total
-
     def changed(self) -> None:
         """Forget what was derived from the data (call with the lock held after changing rows: kql.sandbox.admin)."""
-        self._counts.clear()
-        self._sizes.clear()
+        with self._cache_lock:
+            self._index = None
 
     def customer(self, cid: int) -> sqlite3.Row | None:
         rows = self.query("SELECT * FROM customers WHERE id = ?", [cid])
