@@ -277,6 +277,14 @@ def _lark() -> Any:
     )
 
 
+@functools.cache
+def _driver() -> Any:
+    """Lark's tables and our builders, run by a tighter loop than Lark's (kql.language.lalr)."""
+    from kql.language.lalr import Driver
+
+    return Driver(_lark())
+
+
 def keywords() -> frozenset[str]:
     """The reserved words of the grammar (lower case), read from its terminals."""
     return frozenset(_lark().parser.lexer.lexer.keywords)
@@ -329,9 +337,8 @@ def _check_text(text: str) -> None:
 def _parse_lark(text: str) -> ast.Query:
     from lark.exceptions import UnexpectedInput, UnexpectedToken
 
-    parser = _lark()
     try:
-        result: ast.Query = parser.parse(text)
+        result: ast.Query = _driver().parse(text)
     except UnexpectedToken as exc:
         raise _unexpected_token(text, exc) from None
     except UnexpectedInput as exc:  # UnexpectedEOF
