@@ -57,7 +57,7 @@ class KQLLexer(Lexer):
         while pos < end:
             found = match(text, pos)
             kind = found.lastgroup if found is not None else None
-            if kind is None:  # only spaces and comments, then the end or a character nothing matches
+            if found is None or kind is None:  # only spaces and comments, then the end or a bad character
                 stop = found.end() if found is not None else pos
                 if stop < end:
                     yield token(BAD_CHARACTER, text[stop], stop, None, None, None, None, stop + 1)
