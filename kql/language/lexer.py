@@ -40,9 +40,11 @@ class KQLLexer(Lexer):
         # longer symbols before their prefixes (`>=` before `>`).
         patterns.sort(key=lambda t: -t.priority)
         symbols.sort(key=lambda t: -len(t.pattern.value))
-        alternatives = [f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in patterns + symbols]
-        self._master = re.compile("|".join(alternatives))
-        self._ignore = ignore
+        # Spaces and comments (the grammar's %ignore) are skipped by the same match as the
+        # token after them: one match per token. No token starts like them (a space or #).
+        skipped = "|".join(f"(?:{t.pattern.to_regexp()})" for t in patterns if t.name in ignore)
+        alternatives = [f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in patterns + symbols if t.name not in ignore]
+        self._master = re.compile(f"(?:{skipped})*(?:{'|'.join(alternatives)})?" if skipped else "|".join(alternatives))
         self._name = "NAME"
 
     def lex(self, text: str) -> Iterator[Token]:  # type: ignore[override]
@@ -50,19 +52,18 @@ class KQLLexer(Lexer):
         # Token() only forwards to _future_new after checking for deprecated keywords.
         token: Callable[..., Token] = Token._future_new
         keywords = self.keywords
-        ignore = self._ignore
         pos = 0
         end = len(text)
         while pos < end:
             found = match(text, pos)
-            if found is None:
-                yield token(BAD_CHARACTER, text[pos], pos, None, None, None, None, pos + 1)
+            kind = found.lastgroup if found is not None else None
+            if found is None or kind is None:  # only spaces and comments, then the end or a bad character
+                stop = found.end() if found is not None else pos
+                if stop < end:
+                    yield token(BAD_CHARACTER, text[stop], stop, None, None, None, None, stop + 1)
                 return
-            kind = found.lastgroup or ""
-            stop = found.end()
-            if kind not in ignore:
-                value = found.group()
-                if kind == self._name:
-                    kind = keywords.get(value.lower(), kind)
-                yield token(kind, value, pos, None, None, None, None, stop)
-            pos = stop
+            value = found.group(kind)
+            if kind == self._name:
+                kind = keywords.get(value.lower(), kind)
+            pos = found.end()
+            yield token(kind, value, pos - len(value), None, None, None, None, pos)

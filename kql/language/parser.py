@@ -57,17 +57,6 @@ def _span(token: Any) -> Span:
     return Span(token.start_pos, token.end_pos)
 
 
-def _spanned(first: Any, last: Any) -> Span:
-    return Span(_span_of(first).start, _span_of(last).end)
-
-
-def _span_of(item: Any) -> Span:
-    span = getattr(item, "span", None)
-    if isinstance(span, Span):
-        return span
-    return _span(item)
-
-
 def _int(token: Any, text: str | None = None) -> int:
     digits = (text if text is not None else str(token)).lstrip("-")
     if len(digits.lstrip("0")) > MAX_DIGITS:
@@ -160,10 +149,6 @@ def _name(token: Any) -> ast.Name:
     return ast.Name(str(token), span=_span(token))
 
 
-def _is_token(item: Any) -> bool:
-    return hasattr(item, "type") and hasattr(item, "start_pos")
-
-
 class _Builder:
     """Lark callbacks, one per grammar rule alias, each building one AST node."""
 
@@ -185,22 +170,25 @@ class _Builder:
                 expr = child
         return ast.Query(filter=expr, **clauses)
 
+    # The spans below are written out per rule (which child is a token, which a node): this
+    # runs for every node of every query.
+
     def or_expr(self, children: list[Any]) -> ast.Or:
-        items = tuple(c for c in children if not _is_token(c))
-        return ast.Or(items, span=_spanned(items[0], items[-1]))
+        items = tuple(children[::2])  # `a or b or c`: the operands, without the operator tokens
+        return ast.Or(items, span=Span(items[0].span.start, items[-1].span.end))
 
     def and_expr(self, children: list[Any]) -> ast.And:
-        items = tuple(c for c in children if not _is_token(c))
-        return ast.And(items, span=_spanned(items[0], items[-1]))
+        items = tuple(children[::2])
+        return ast.And(items, span=Span(items[0].span.start, items[-1].span.end))
 
     def not_(self, children: list[Any]) -> ast.Not:
         keyword, item = children
-        return ast.Not(item, span=_spanned(keyword, item))
+        return ast.Not(item, span=Span(keyword.start_pos, item.span.end))
 
     def group(self, children: list[Any]) -> Any:
         # The parentheses belong to the group: carets under `(a or b) and c` start at `(`.
         left, inner, right = children
-        return attrs.evolve(inner, span=_spanned(left, right))
+        return attrs.evolve(inner, span=Span(left.start_pos, right.end_pos))
 
     def op(self, children: list[Any]) -> Any:
         return children[0]
@@ -208,27 +196,28 @@ class _Builder:
     def comparison(self, children: list[Any]) -> ast.Comparison:
         name, op, value = children
         operator = "=" if str(op) == "==" else str(op).lower()
-        return ast.Comparison(_name(name), operator, _value(value), span=_spanned(name, value))
+        return ast.Comparison(_name(name), operator, _value(value), span=Span(name.start_pos, value.end_pos))
 
     def value_list(self, children: list[Any]) -> list[ast.Scalar]:
         return [_value(c) for c in children]
 
     def in_list(self, children: list[Any]) -> ast.Comparison:
         name, _in, lpar, values, rpar = children
-        listed = ast.ValueList(tuple(values), span=_spanned(lpar, rpar))
-        return ast.Comparison(_name(name), "in", listed, span=_spanned(name, rpar))
+        listed = ast.ValueList(tuple(values), span=Span(lpar.start_pos, rpar.end_pos))
+        return ast.Comparison(_name(name), "in", listed, span=Span(name.start_pos, rpar.end_pos))
 
     def is_null(self, children: list[Any]) -> ast.Comparison:
         name, _is, null = children
-        return ast.Comparison(_name(name), "is", ast.Null(span=_span(null)), span=_spanned(name, null))
+        return ast.Comparison(_name(name), "is", ast.Null(span=_span(null)), span=Span(name.start_pos, null.end_pos))
 
     def is_not_null(self, children: list[Any]) -> ast.Comparison:
         name, _is, _not, null = children
-        return ast.Comparison(_name(name), "is_not", ast.Null(span=_span(null)), span=_spanned(name, null))
+        span = Span(name.start_pos, null.end_pos)
+        return ast.Comparison(_name(name), "is_not", ast.Null(span=_span(null)), span=span)
 
     def call(self, children: list[Any]) -> ast.Call:
         name, _lpar, values, rpar = children
-        return ast.Call(_name(name), tuple(values or ()), span=_spanned(name, rpar))
+        return ast.Call(_name(name), tuple(values or ()), span=Span(name.start_pos, rpar.end_pos))
 
     def flag(self, children: list[Any]) -> ast.Flag:
         (name,) = children
@@ -244,20 +233,20 @@ class _Builder:
 
     def sort(self, children: list[Any]) -> ast.Sort:
         descending = len(children) == 3
-        return ast.Sort(_name(children[-1]), descending, span=_spanned(children[0], children[-1]))
+        return ast.Sort(_name(children[-1]), descending, span=Span(children[0].start_pos, children[-1].end_pos))
 
     def select(self, children: list[Any]) -> ast.Select:
         names = tuple(_name(c) for c in children[1:])
-        return ast.Select(names, span=_spanned(children[0], children[-1]))
+        return ast.Select(names, span=Span(children[0].start_pos, children[-1].end_pos))
 
     def limit(self, children: list[Any]) -> ast.Limit:
         keyword, count = children
-        return ast.Limit(ast.Int(_int(count), span=_span(count)), span=_spanned(keyword, count))
+        return ast.Limit(ast.Int(_int(count), span=_span(count)), span=Span(keyword.start_pos, count.end_pos))
 
     def page(self, children: list[Any]) -> ast.Page:
         number = ast.Int(_int(children[1]), span=_span(children[1]))
         size = ast.Int(_int(children[3]), span=_span(children[3])) if len(children) == 4 else None
-        return ast.Page(number, size, span=_spanned(children[0], children[-1]))
+        return ast.Page(number, size, span=Span(children[0].start_pos, children[-1].end_pos))
 
 
 @functools.cache
@@ -275,6 +264,14 @@ def _lark() -> Any:
         maybe_placeholders=True,
         cache=True,
     )
+
+
+@functools.cache
+def _driver() -> Any:
+    """Lark's tables and our builders, run by a tighter loop than Lark's (kql.language.lalr)."""
+    from kql.language.lalr import Driver
+
+    return Driver(_lark())
 
 
 def keywords() -> frozenset[str]:
@@ -329,9 +326,8 @@ def _check_text(text: str) -> None:
 def _parse_lark(text: str) -> ast.Query:
     from lark.exceptions import UnexpectedInput, UnexpectedToken
 
-    parser = _lark()
     try:
-        result: ast.Query = parser.parse(text)
+        result: ast.Query = _driver().parse(text)
     except UnexpectedToken as exc:
         raise _unexpected_token(text, exc) from None
     except UnexpectedInput as exc:  # UnexpectedEOF

@@ -12,7 +12,7 @@ module and never the planner.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -61,7 +61,15 @@ class Branch:
     exclude: tuple[Request, ...] = ()  # ids matching any of these are left out
     intersect: tuple[Request, ...] = ()  # ids must match every one of these
     local: tuple[LocalFilter, ...] = ()
-    text: str = ""  # the branch as KQL, for explain
+    # The branch as KQL, for explain: the text, or a function that writes it when asked (a
+    # compile never shows it, so it does not pay for writing it). Derived from what the branch
+    # sends, so not part of its identity.
+    describe: str | Callable[[], str] = attrs.field(default="", eq=False, repr=False)
+
+    @property
+    def text(self) -> str:
+        """The branch as canonical KQL (empty for all customers)."""
+        return self.describe if isinstance(self.describe, str) else self.describe()
 
     @property
     def requests(self) -> int:

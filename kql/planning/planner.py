@@ -44,7 +44,8 @@ RAW_FACTOR = 8
 # ---- normal form ------------------------------------------------------------------------
 
 
-@attrs.frozen(slots=True)
+# Literals are hashed again and again (sets of branches, ranks, `x and not x`): cache the hash.
+@attrs.frozen(slots=True, cache_hash=True)
 class Lit:
     """An API condition, maybe negated. Equal when they mean the same (whatever the spelling)."""
 
@@ -57,7 +58,8 @@ class Lit:
     node: ast.Expr = attrs.field(eq=False, repr=False)
 
     def flipped(self) -> Lit:
-        return attrs.evolve(self, negated=not self.negated)
+        # The constructor, not attrs.evolve: this runs for every literal of every branch.
+        return Lit(self.name, self.form, self.op, self.enum_value, self.values, not self.negated, self.node)
 
     def text(self, reg: Registry) -> str:
         """This literal in canonical KQL (not the source's spelling: `>=` became `>` or `=`)."""
@@ -77,7 +79,7 @@ class Lit:
         return self.node.span.start if self.node.span else 0
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, cache_hash=True)
 class LocalLit:
     attribute: str
     op: str
@@ -86,7 +88,7 @@ class LocalLit:
     local: Local = attrs.field(eq=False, repr=False)
 
     def flipped(self) -> LocalLit:
-        return attrs.evolve(self, negated=not self.negated)
+        return LocalLit(self.attribute, self.op, self.value_text, not self.negated, self.local)
 
     def text(self, reg: Registry | None = None) -> str:
         return ("not " if self.negated else "") + _paren(format_expr(self.local.node))
@@ -204,6 +206,12 @@ def _dnf(node: _Node, cap: int, query: ast.Query) -> list[list[Literal]]:
     product: list[list[Literal]] = [[]]
     for item in node.items:
         options = _dnf(item, cap, query)
+        if len(options) == 1:
+            # One option multiplies nothing out: extend each conjunction in place (the lists are
+            # this call's own), so an `and` of n literals costs n steps, not n² copies.
+            for left in product:
+                left.extend(options[0])
+            continue
         _cap(len(product) * len(options), cap * RAW_FACTOR, cap, query, multiplied=True)
         product = _within_cap([left + right for left in product for right in options], cap, query, multiplied=True)
     return product
@@ -234,6 +242,12 @@ def _cap(size: int, limit: int, cap: int, query: ast.Query, *, multiplied: bool)
 
 def _simplify(conjunctions: list[list[Literal]]) -> list[list[Literal]]:
     """Drop contradictions, duplicates and absorbed branches; join `c∧x ∨ c∧¬x` into `c`."""
+    if len(conjunctions) == 1:
+        # One conjunction (every query one request can answer): nothing to absorb or join.
+        order = {lit: i for i, lit in enumerate(dict.fromkeys(conjunctions[0]))}
+        if any(lit.flipped() in order for lit in order):
+            return []
+        return [sorted(order, key=lambda lit: (lit.position, order[lit]))]
     # First appearance, in the order the normal form lists them (the query's order), for
     # literals without a position to tell them apart (a query built from its JSON form).
     rank: dict[Literal, int] = {}
@@ -300,8 +314,11 @@ class _BranchBuilder:
         merged = merge_sends(sends, self.reg)
         if merged.nothing:
             return None
-        main_sends = [s for s in sends if s not in merged.conflicts]
-        main = Request(tuple(merge_sends(main_sends, self.reg).encoded()))
+        main_sends, main_merged = sends, merged
+        if merged.conflicts:
+            main_sends = [s for s in sends if s not in merged.conflicts]
+            main_merged = merge_sends(main_sends, self.reg)
+        main = Request(tuple(main_merged.encoded()))
         intersect = []
         for conflict in merged.conflicts:
             others = [s for s in main_sends if _group(s.entry) != _group(conflict.entry)]
@@ -319,8 +336,10 @@ class _BranchBuilder:
                     continue
                 within = merge_sends([send], self.reg)
             exclude.append(Request(tuple(within.encoded())))
-        text = " and ".join(lit.text(self.reg) for lit in conj)
-        return Branch(main, tuple(exclude), tuple(intersect), tuple(local), text)
+        reg = self.reg
+        return Branch(
+            main, tuple(exclude), tuple(intersect), tuple(local), lambda: " and ".join(lit.text(reg) for lit in conj)
+        )
 
     def local(self, lit: LocalLit) -> LocalFilter:
         return LocalFilter(lit.attribute, lit.local.op, lit.local.value, lit.negated, lit.text(self.reg))

@@ -51,9 +51,14 @@ def merge_sends(sends: list[Send], reg: Registry) -> Merged:
     conflicts: list[Send] = []
     nothing = _contradicts(sends, reg)
     for members in groups.values():
-        first = members[0].entry
+        first, first_values = members[0].entry, members[0].values
         rule = first.merge
-        distinct = _distinct([s.values for s in members], money=first.value == "money")
+        # (Most parameters are sent once: nothing to tell apart.)
+        distinct = (
+            [first_values]
+            if len(members) == 1
+            else _distinct([s.values for s in members], money=first.value == "money")
+        )
         if rule == "all":
             values = tuple(dict.fromkeys(v for vs in distinct for v in vs))
             # One has_tag(…) stays has_tag_id; several tags, or has_all_tags(…), become the list parameter.

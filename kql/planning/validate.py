@@ -154,7 +154,7 @@ class _Checker:
         return Cond("search", "text", None, None, (value.value,), node)
 
     def entries(self, name: str, form: str) -> tuple[Filter, ...]:
-        return tuple(f for f in self.reg.by_name.get(name, ()) if f.form == form)
+        return self.reg.by_name_form.get((name, form), ())
 
     def deprecated(self, entries: Iterable[Filter], node: ast.Expr) -> None:
         for entry in entries:

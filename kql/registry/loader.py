@@ -115,6 +115,14 @@ class Registry:
         return {name: tuple(fs) for name, fs in grouped.items()}
 
     @functools.cached_property
+    def by_name_form(self) -> dict[tuple[str, str], tuple[Filter, ...]]:
+        """(name, form) -> its filters: the validator's look-up for every atom of every query."""
+        grouped: dict[tuple[str, str], list[Filter]] = {}
+        for f in self.filters:
+            grouped.setdefault((f.name, f.form), []).append(f)
+        return {key: tuple(fs) for key, fs in grouped.items()}
+
+    @functools.cached_property
     def kinds_by_prefix(self) -> dict[str, str]:
         return {prefix: kind for kind, prefix in self.id_prefixes.items()}
 
