@@ -119,7 +119,7 @@ def complete(
 
 def _feed(parser: Any, tokens: list[Any]) -> Any:
     """Lark's interactive parser after ``tokens``, or None when they do not parse."""
-    from lark.exceptions import UnexpectedToken
+    from kql.language.parser import runtime
 
     interactive = parser.parse_interactive("")
     # Recognise only: building AST nodes (and their errors) is not needed here.
@@ -129,7 +129,7 @@ def _feed(parser: Any, tokens: list[Any]) -> Any:
     try:
         for token in tokens:
             interactive.feed_token(token)
-    except UnexpectedToken:
+    except runtime().UnexpectedToken:
         return None
     return interactive
 
