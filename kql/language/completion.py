@@ -102,6 +102,8 @@ def complete(
     if interactive is None:
         return []
     accepted = interactive.accepts()
+    if partial and not partial.startswith("@"):
+        segments = None  # only `@…` completes to a segment: the segments file is not read for `has_t`
     context = _Context(tokens, reg or registry(), segments, parser)
     found = [c for c in context.candidates(accepted) if c[0].lower().startswith(partial.lower())]
     found.sort(key=lambda c: _KIND_ORDER.index(c[1]))  # stable: keeps each kind's own order
