@@ -6,7 +6,8 @@ stamped with what it was derived from (the source text itself, the Python and kq
 and is used only when the stamp matches, the way Python checks a ``.pyc``.
 
 Where: ``$KQL_CACHE_DIR`` if set; else ``kql/__pycache__`` next to the sources (where Python
-keeps kql's byte-code); else, when kql's folder is read-only, the user's cache directory.
+keeps kql's byte-code); else, when kql's folder is read-only or Python is told not to write
+byte-code (PYTHONDONTWRITEBYTECODE, ``-B``), the user's cache directory.
 
 Best effort throughout: a missing, stale, truncated or unwritable cache means rebuilding from
 the source, never an error. (marshal, like a ``.pyc``, trusts the files of the user's own
@@ -51,7 +52,8 @@ def _places() -> list[str]:
     if chosen:
         return [chosen]
     beside = _beside_sources()
-    return [beside] if _writable(beside) else [_user_dir()]
+    # PYTHONDONTWRITEBYTECODE (or -B) asks for nothing to be written beside the sources.
+    return [beside] if _writable(beside) and not sys.dont_write_bytecode else [_user_dir()]
 
 
 def _stamp(parts: tuple[object, ...]) -> tuple[object, ...]:

@@ -148,3 +148,14 @@ def test_the_registry_from_the_cache_is_the_registry_of_the_toml() -> None:
         assert registry.__wrapped__() == load_registry(text)  # and again, now from the cache
     finally:
         registry.cache_clear()
+
+
+def test_nothing_is_written_beside_the_sources_when_python_is_told_not_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(_cache.ENV, raising=False)
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.setattr(_cache, "_user_dir", lambda: str(tmp_path / "user"))
+    assert _cache.store("thing", ("s",), [1])
+    assert [p.name for p in (tmp_path / "user").iterdir()] == [_cache._file_name("thing")]
+    assert _cache.load("thing", ("s",)) == [1]
