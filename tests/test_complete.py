@@ -26,7 +26,7 @@ SEGMENTS = from_text('[segments.vip]\nquery = "net_revenue > 500"\ndescription =
 
 def _parses_as_prefix(text: str) -> bool:
     """True when ``text`` can be continued into a valid query (an open string counts)."""
-    from lark.exceptions import UnexpectedToken
+    from kql.language.parser import runtime
 
     tokens = list(_lark().parser.lexer.lexer.lex(text))
     if tokens and tokens[-1].type == BAD_CHARACTER:
@@ -38,7 +38,7 @@ def _parses_as_prefix(text: str) -> bool:
     try:
         for token in tokens:
             interactive.feed_token(token)
-    except UnexpectedToken:
+    except runtime().UnexpectedToken:
         return False
     return True
 

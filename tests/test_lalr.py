@@ -7,21 +7,21 @@ from typing import Any
 import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lark.exceptions import UnexpectedInput, UnexpectedToken
 
 from kql.language.errors import KQLError
 from kql.language.formatter import format_query
-from kql.language.parser import _driver, _lark
+from kql.language.parser import _driver, _lark, runtime
 from tests.test_properties import alphabet, queries
 
 
 def _outcome(parse: Any, text: str) -> Any:
     """The tree with its spans, or the error: which token, where, and what was expected."""
+    lark = runtime()  # the exceptions of the Lark runtime both loops run in
     try:
         tree = parse(text)
-    except UnexpectedToken as error:
+    except lark.UnexpectedToken as error:
         return ("error", error.token.type, str(error.token), error.token.start_pos, frozenset(error.expected))
-    except UnexpectedInput as error:
+    except lark.UnexpectedInput as error:
         return ("error", type(error).__name__, getattr(error, "pos_in_stream", None))
     except KQLError as error:  # raised by a builder (a bad escape, a number too large)
         return ("kql", error.code, error.span)

@@ -18,7 +18,8 @@ from tests.test_properties import queries
 def _reference() -> Any:
     from lark import Lark
 
-    return Lark(_grammar_path().read_text(encoding="utf-8"), parser="lalr", lexer="basic")
+    with open(_grammar_path(), encoding="utf-8") as file:
+        return Lark(file.read(), parser="lalr", lexer="basic")
 
 
 def _ours(text: str) -> list[tuple[str, str, int]]:

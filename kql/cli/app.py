@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kql.language.errors import KQLError
@@ -59,7 +58,13 @@ def _examples(name: str) -> str | None:
     return "examples:\n" + "\n".join("  " + line for line in lines) if lines else None
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
+    """kql's argument parser: every command's (``only=None``), or only the command ``only``'s.
+
+    A command runs with only its own parser built (``kql compile`` imports nothing for
+    ``kql run``'s options); ``only=""`` builds the list of commands without any options
+    (``kql --help``). Completion scripts and unknown commands need everything.
+    """
     parser = argparse.ArgumentParser(
         prog="kql",
         description="Query Kajabi customers with KQL.",
@@ -76,14 +81,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kql {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    def command(name: str, help_: str, **options: Any) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = commands.add_parser(
-            name, help=help_, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_examples(name), **options
+    for name, (help_, build) in _COMMANDS.items():
+        if only is not None and only != "" and name != only:
+            continue
+        if build is None:  # run, sandbox, …: their own module parses their arguments
+            commands.add_parser(name, help=help_, add_help=False)
+            continue
+        sub = commands.add_parser(
+            name, help=help_, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_examples(name)
         )
-        return sub
+        if only != "":
+            build(sub)
+    return parser
 
-    compile_ = command("compile", "print the one API request a query makes")
+
+def _compile_arguments(compile_: argparse.ArgumentParser) -> None:
     _query_arguments(compile_)
     shape = compile_.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true", help='print {"params": [[name, value], …], "query": "…"}')
@@ -91,12 +103,16 @@ def _parser() -> argparse.ArgumentParser:
     compile_.add_argument("--base-url", default="https://api.kajabi.com", help="API origin for --url")
     _segments_option(compile_)
 
-    check = command("check", "validate a query (exit 0 when valid)")
+
+def _check_arguments(check: argparse.ArgumentParser) -> None:
     _query_arguments(check)
     check.add_argument("--json", action="store_true", help="print the problems as JSON")
     _segments_option(check)
 
-    segments = command("segments", "list, show and check saved segments")
+
+def _segments_arguments(segments: argparse.ArgumentParser) -> None:
+    from kql.cli.run import add_connection_arguments
+
     _segments_option(segments)
     actions = segments.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="name and description of every segment")
@@ -109,11 +125,12 @@ def _parser() -> argparse.ArgumentParser:
     check_all.add_argument("--json", action="store_true", help="every problem as JSON on stdout")
     for action in (listing, show, check_all):  # `kql segments list --segments F` works as well
         _segments_option(action, default=argparse.SUPPRESS)
-    from kql.cli.run import add_connection_arguments, positive_int
-
     add_connection_arguments(listing.add_argument_group("with --count, where to count"))
 
-    explain = command("explain", "show the requests and local work any query needs")
+
+def _explain_arguments(explain: argparse.ArgumentParser) -> None:
+    from kql.cli.run import add_connection_arguments, positive_int
+
     _query_arguments(explain)
     explain.add_argument("--json", action="store_true", help="the plan as JSON")
     explain.add_argument(
@@ -125,7 +142,10 @@ def _parser() -> argparse.ArgumentParser:
     _segments_option(explain)
     add_connection_arguments(explain.add_argument_group("with --analyze, where to probe"))
 
-    count = command("count", "the exact number of customers a query matches (asks the API)")
+
+def _count_arguments(count: argparse.ArgumentParser) -> None:
+    from kql.cli.run import add_connection_arguments, positive_int
+
     _query_arguments(count)
     count.add_argument("--json", action="store_true", help='print {"count": N, "method": …, "requests": R}')
     count.add_argument(
@@ -134,37 +154,61 @@ def _parser() -> argparse.ArgumentParser:
     _segments_option(count)
     add_connection_arguments(count.add_argument_group("where to count"))
 
-    fmt = command("fmt", "print a query in canonical form")
+
+def _fmt_arguments(fmt: argparse.ArgumentParser) -> None:
     _query_arguments(fmt)
     fmt.add_argument("--json", action="store_true", help='print {"kql": "…", "json": the JSON form}')
 
-    from kql.cli.completion_scripts import SHELLS, add_complete_arguments
 
-    add_complete_arguments(command("complete", "completions at a cursor in a query (for editors and shells)"))
+def _complete_arguments(complete: argparse.ArgumentParser) -> None:
+    from kql.cli.completion_scripts import add_complete_arguments
 
-    completion = command("completion", "print a shell completion script for kql (bash, zsh, fish)")
+    add_complete_arguments(complete)
+
+
+def _completion_arguments(completion: argparse.ArgumentParser) -> None:
+    from kql.cli.completion_scripts import SHELLS
+
     completion.add_argument("shell", choices=SHELLS, help="bash, zsh or fish")
 
-    decompile = command("decompile", "turn a Kajabi customers URL back into KQL")
+
+def _decompile_arguments(decompile: argparse.ArgumentParser) -> None:
     decompile.add_argument("url", nargs="?", default="-", help="a URL or query string ('-' reads stdin)")
     decompile.add_argument("--json", action="store_true", help='print {"kql": "…", "json": the JSON form}')
 
-    filters = command("filters", "list every filter kql knows")
+
+def _filters_arguments(filters: argparse.ArgumentParser) -> None:
     filters.add_argument("--json", action="store_true", help="machine-readable output")
 
-    help_ = command("help", "show a guide (kql help language); without a topic, list them")
+
+def _help_arguments(help_: argparse.ArgumentParser) -> None:
     help_.add_argument("topic", nargs="?", help="a guide's name: language, cli, executor, segments…")
     help_.add_argument("--no-pager", action="store_true", help="never page a guide taller than the terminal")
 
-    commands.add_parser("run", help="run a query against the API or the sandbox (kql run --help)", add_help=False)
-    commands.add_parser("sandbox", help="serve the local sandbox API (kql sandbox --help)", add_help=False)
-    commands.add_parser("shell", help="an interactive prompt for queries (kql shell --help)", add_help=False)
-    commands.add_parser("mcp", help="serve AI agents over MCP, stdio (kql mcp --help)", add_help=False)
-    commands.add_parser("snapshot", help="record who matches a segment now (kql snapshot --help)", add_help=False)
-    commands.add_parser("diff", help="who entered or left a segment since its snapshot", add_help=False)
-    commands.add_parser("watch", help="diff a segment every so often, deliver to a command", add_help=False)
-    commands.add_parser("lsp", help="language server for editors, over stdio (needs kql[lsp])", add_help=False)
-    return parser
+
+# Every command in `kql --help`'s order: its one-line help, and what adds its arguments
+# (None: a delegated command, whose own module parses them).
+_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None] | None]] = {
+    "compile": ("print the one API request a query makes", _compile_arguments),
+    "check": ("validate a query (exit 0 when valid)", _check_arguments),
+    "segments": ("list, show and check saved segments", _segments_arguments),
+    "explain": ("show the requests and local work any query needs", _explain_arguments),
+    "count": ("the exact number of customers a query matches (asks the API)", _count_arguments),
+    "fmt": ("print a query in canonical form", _fmt_arguments),
+    "complete": ("completions at a cursor in a query (for editors and shells)", _complete_arguments),
+    "completion": ("print a shell completion script for kql (bash, zsh, fish)", _completion_arguments),
+    "decompile": ("turn a Kajabi customers URL back into KQL", _decompile_arguments),
+    "filters": ("list every filter kql knows", _filters_arguments),
+    "help": ("show a guide (kql help language); without a topic, list them", _help_arguments),
+    "run": ("run a query against the API or the sandbox (kql run --help)", None),
+    "sandbox": ("serve the local sandbox API (kql sandbox --help)", None),
+    "shell": ("an interactive prompt for queries (kql shell --help)", None),
+    "mcp": ("serve AI agents over MCP, stdio (kql mcp --help)", None),
+    "snapshot": ("record who matches a segment now (kql snapshot --help)", None),
+    "diff": ("who entered or left a segment since its snapshot", None),
+    "watch": ("diff a segment every so often, deliver to a command", None),
+    "lsp": ("language server for editors, over stdio (needs kql[lsp])", None),
+}
 
 
 def _query_arguments(parser: argparse.ArgumentParser) -> None:
@@ -183,10 +227,10 @@ def _segments_option(parser: argparse.ArgumentParser, default: object = None) ->
 
 def _load_segments(args: argparse.Namespace, required: bool = False, text: str | None = None) -> Segments | None:
     """The segments file; for a query ``text``, a discovered file only when the query uses ``@name``."""
-    from kql.planning.segments_file import find, load
-
     if text is not None:
         return _segments_for(text, args.segments)
+    from kql.planning.segments_file import find, load
+
     path = find(args.segments)
     if path is None:
         if required:
@@ -201,6 +245,8 @@ def _load_segments(args: argparse.Namespace, required: bool = False, text: str |
 
 
 def _segments_for(text: str, explicit: str | None) -> Segments | None:
+    if not explicit and "@" not in text:
+        return None  # no `@name` in it: no segments file to find (nor its module to import)
     from kql.language.parser import parse
     from kql.planning.segments_file import for_query
 
@@ -216,6 +262,12 @@ def _available(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:  # its parent package is missing
         return False
+
+
+def _dumps(value: object, **options: Any) -> str:
+    import json  # here: most runs print no JSON, and the import is a measurable part of a start
+
+    return json.dumps(value, **options)
 
 
 def _version() -> str:
@@ -243,9 +295,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         handler = getattr(importlib.import_module(module), function)
         return int(handler(args_list[1:]))
-    parser = _parser()
-    if args_list and not args_list[0].startswith("-") and args_list[0] not in _commands(parser).choices:
-        return _unknown_command(parser, args_list[0])
+    first = args_list[0] if args_list else "--help"
+    if not first.startswith("-") and first not in _COMMANDS:
+        return _unknown_command(_parser(""), first)
+    # A command builds only its own parser (a completion script reads them all); `kql`,
+    # `kql --help` and `kql --version` only the list of commands.
+    if first in _COMMANDS and first != "completion":
+        parser = _parser(first)
+    else:
+        parser = _parser("" if first in ("-h", "--help", "--version") else None)
     args, extras = parser.parse_known_args(args_list)
     if extras:  # argparse would blame the top-level usage: show the subcommand's own
         _subparser(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
@@ -284,14 +342,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fmt(text, args.json)
     except KQLError as error:
         if getattr(args, "json", False):  # machine output: the errors too, every one, on stdout
-            print(json.dumps({"ok": False, "errors": [e.problem() for e in error.errors]}, ensure_ascii=False))
+            print(_dumps({"ok": False, "errors": [e.problem() for e in error.errors]}, ensure_ascii=False))
         else:
             print(error.render(), file=sys.stderr)
         return EXIT_USAGE
     except UsageError as error:
         if getattr(args, "json", False):
             usage = {"code": "usage", "message": str(error), "span": None, "hint": None}
-            print(json.dumps({"ok": False, "errors": [usage]}, ensure_ascii=False))
+            print(_dumps({"ok": False, "errors": [usage]}, ensure_ascii=False))
         else:
             print(f"kql {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -342,7 +400,7 @@ def _compile(text: str, args: argparse.Namespace) -> int:
             "limit": compiled.limit,
             "warnings": [w.problem() for w in compiled.warnings],
         }
-        print(json.dumps(payload, ensure_ascii=False))
+        print(_dumps(payload, ensure_ascii=False))
         return EXIT_NOTHING if compiled.matches_nothing else EXIT_OK  # as kql run: 1 is "none", in every format
     if compiled.matches_nothing:
         # Nothing on stdout and a distinct exit: `curl "$API?$(kql compile …)"` must not fetch everyone.
@@ -373,7 +431,7 @@ def _explain(text: str, args: argparse.Namespace) -> int:
 
     plan = plan_query(text, segments=_load_segments(args, text=text), max_requests=args.max_requests)
     _print_warnings(plan.warnings)
-    print(json.dumps(plan.to_dict(), ensure_ascii=False) if args.json else plan.explain())
+    print(_dumps(plan.to_dict(), ensure_ascii=False) if args.json else plan.explain())
     return EXIT_OK
 
 
@@ -388,10 +446,10 @@ def _check(text: str, args: argparse.Namespace) -> int:
     except KQLError as error:
         if not as_json:
             raise
-        print(json.dumps({"valid": False, "errors": [e.problem() for e in error.errors]}))
+        print(_dumps({"valid": False, "errors": [e.problem() for e in error.errors]}))
         return EXIT_USAGE
     if as_json:
-        print(json.dumps({"valid": True, "warnings": [w.problem() for w in checked.warnings]}))
+        print(_dumps({"valid": True, "warnings": [w.problem() for w in checked.warnings]}))
     else:
         _print_warnings(checked.warnings)
         print("ok")
@@ -419,7 +477,7 @@ def _segments(args: argparse.Namespace) -> int:
                 | ({"count": counts[s.name]} if counts else {})
                 for s in segments
             ]
-            print(json.dumps(rows, ensure_ascii=False))
+            print(_dumps(rows, ensure_ascii=False))
             return EXIT_OK
         width = max((len(s.name) for s in segments), default=0) + 1
         digits = max((len(f"{n:,}") for n in counts.values()), default=0)
@@ -431,7 +489,7 @@ def _segments(args: argparse.Namespace) -> int:
         problems = segments.check()
         if args.json:
             errors = [e.problem() for e in problems]
-            print(json.dumps({"ok": not problems, "segments": len(segments), "errors": errors}, ensure_ascii=False))
+            print(_dumps({"ok": not problems, "segments": len(segments), "errors": errors}, ensure_ascii=False))
             return EXIT_USAGE if problems else EXIT_OK
         for problem in problems:
             print(problem.render() + "\n", file=sys.stderr)
@@ -470,7 +528,7 @@ def _segments(args: argparse.Namespace) -> int:
             "request": request,
             "names": [{"kind": ref.kind, "name": ref.name} for ref in names],
         }
-        print(json.dumps(row, ensure_ascii=False))
+        print(_dumps(row, ensure_ascii=False))
         return EXIT_OK
     print(f"@{shown.name}" + (f" — {shown.description}" if shown.description else ""))
     print(f"  defined:  {shown.query.strip()}  ({shown.where()})")
@@ -503,7 +561,7 @@ def _print_kql(text: str, as_json: bool) -> int:
         from kql.language.jsonform import to_json
         from kql.language.parser import parse
 
-        print(json.dumps({"kql": text, "json": to_json(parse(text))}, ensure_ascii=False))
+        print(_dumps({"kql": text, "json": to_json(parse(text))}, ensure_ascii=False))
     else:
         print(text)
     return EXIT_OK
@@ -516,7 +574,7 @@ def _filters(as_json: bool) -> int:
     if as_json:
         import attrs
 
-        print(json.dumps([attrs.asdict(f) | {"example": f.example(reg.id_prefixes)} for f in reg], indent=2))
+        print(_dumps([attrs.asdict(f) | {"example": f.example(reg.id_prefixes)} for f in reg], indent=2))
         return EXIT_OK
     rows = [(f.example(reg.id_prefixes), f.api_name, f.description) for f in reg]
     width = max(len(r[0]) for r in rows)

@@ -18,7 +18,6 @@ completion engine, and ``kql complete`` does not build kql's whole argument pars
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -61,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         if args.shell is None:
             found = _complete(args.text, args.cursor, segments)
             if args.json:
+                import json
+
                 print(json.dumps([c.to_dict() for c in found], ensure_ascii=False))
             else:
                 for completion in found:

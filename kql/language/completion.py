@@ -102,6 +102,8 @@ def complete(
     if interactive is None:
         return []
     accepted = interactive.accepts()
+    if partial and not partial.startswith("@"):
+        segments = None  # only `@…` completes to a segment: the segments file is not read for `has_t`
     context = _Context(tokens, reg or registry(), segments, parser)
     found = [c for c in context.candidates(accepted) if c[0].lower().startswith(partial.lower())]
     found.sort(key=lambda c: _KIND_ORDER.index(c[1]))  # stable: keeps each kind's own order
@@ -119,7 +121,7 @@ def complete(
 
 def _feed(parser: Any, tokens: list[Any]) -> Any:
     """Lark's interactive parser after ``tokens``, or None when they do not parse."""
-    from lark.exceptions import UnexpectedToken
+    from kql.language.parser import runtime
 
     interactive = parser.parse_interactive("")
     # Recognise only: building AST nodes (and their errors) is not needed here.
@@ -129,7 +131,7 @@ def _feed(parser: Any, tokens: list[Any]) -> Any:
     try:
         for token in tokens:
             interactive.feed_token(token)
-    except UnexpectedToken:
+    except runtime().UnexpectedToken:
         return None
     return interactive
 

@@ -15,11 +15,6 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from lark.exceptions import UnexpectedToken
-from lark.lexer import Token
-from lark.parse_tree_builder import ExpandSingleChild
-from lark.parsers.lalr_analysis import Shift
-
 # A reduction: how many values it takes, the rule it makes (for the goto), and its builder.
 Reduce = tuple[int, str, Callable[[list[Any]], Any] | None]
 # state -> symbol -> the next state (a shift, or a goto after a reduction) or a Reduce.
@@ -29,9 +24,18 @@ _END: tuple[Any] = (object(),)
 
 
 class Driver:
-    """Parses with the tables of one Lark LALR parser built with ``transformer=`` and a custom lexer."""
+    """Parses with the tables of one Lark LALR parser built with ``transformer=`` and a custom lexer.
 
-    def __init__(self, lark: Any) -> None:
+    ``runtime`` is the Lark runtime the parser was built from (Lark's standalone module, see
+    ``kql.language.parser.runtime``): its ``Token``, ``UnexpectedToken``, ``Shift`` and
+    ``ExpandSingleChild``, so that a warm start never imports the ``lark`` package.
+    """
+
+    def __init__(self, lark: Any, runtime: Any) -> None:
+        self._token = runtime.Token
+        self._unexpected_token = runtime.UnexpectedToken
+        shift = runtime.Shift
+        expand_single_child = runtime.ExpandSingleChild
         frontend = lark.parser
         parser = frontend.parser.parser
         table = parser.parse_table
@@ -44,11 +48,11 @@ class Driver:
         def reduce(rule: Any) -> Reduce:
             build = callbacks[rule]
             # `?rule` with one child (`value: INT`, `unary: atom`) hands the child on: no call needed.
-            passes = isinstance(build, ExpandSingleChild) and len(rule.expansion) == 1
+            passes = isinstance(build, expand_single_child) and len(rule.expansion) == 1
             return (len(rule.expansion), rule.origin.name, None if passes else build)
 
         self.table: Table = {
-            state: {symbol: arg if action is Shift else reduce(arg) for symbol, (action, arg) in actions.items()}
+            state: {symbol: arg if action is shift else reduce(arg) for symbol, (action, arg) in actions.items()}
             for state, actions in table.states.items()
         }
 
@@ -56,10 +60,12 @@ class Driver:
         table = self.table
         states = [self.start]
         values: list[Any] = []
-        last: Token | None = None
+        token_class = self._token
+        last: Any = None
         for token in itertools.chain(self.lex(text), _END):
             if token is _END[0]:  # as Lark makes it: at the last token
-                token = Token.new_borrow_pos("$END", "", last) if last is not None else Token("$END", "", 0, 1, 1)
+                token = (token_class.new_borrow_pos("$END", "", last) if last is not None
+                         else token_class("$END", "", 0, 1, 1))
             else:
                 last = token
             kind = token.type
@@ -87,6 +93,7 @@ class Driver:
                     return values[-1]
         raise AssertionError("unreachable: the end of the input reduces to the start rule or raises")
 
-    def _unexpected(self, token: Token, state: Any) -> UnexpectedToken:
+    def _unexpected(self, token: Any, state: Any) -> Exception:
         expected = {s for s in self.table[state] if s.isupper()}
-        return UnexpectedToken(token, expected, state=state)  # type: ignore[no-untyped-call]
+        error: Exception = self._unexpected_token(token, expected, state=state)
+        return error

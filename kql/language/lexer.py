@@ -5,6 +5,9 @@ re-checking keywords. KQL's terminals never need context to be told apart
 (keywords are reserved words), so one master regular expression does the job in
 a single ``match`` per token. The terminals come from grammar/kql.lark through
 Lark's lexer configuration: this module knows no token shapes of its own.
+
+It imports nothing from Lark: the parser hands it the lexer configuration and the
+``Token`` class of the Lark runtime it runs in (see ``kql.language.parser``).
 """
 
 from __future__ import annotations
@@ -13,17 +16,18 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from lark.lexer import Lexer, PatternStr, Token
-
 # A character nothing matches becomes this token: the parser then reports it with
 # the set of tokens it expected at that point.
 BAD_CHARACTER = "BAD_CHARACTER"
 
 
-class KQLLexer(Lexer):
-    __future_interface__ = 0  # lex(text) -> tokens
+def _is_literal(terminal: Any) -> bool:
+    return bool(terminal.pattern.type == "str")  # Lark's PatternStr; PatternRE is "re"
 
-    def __init__(self, lexer_conf: Any) -> None:
+
+class KQLLexer:
+    def __init__(self, lexer_conf: Any, token_class: Any) -> None:
+        self._token_class = token_class
         terminals = list(lexer_conf.terminals)
         ignore = set(lexer_conf.ignore)
         name_re = re.compile(next(t.pattern.to_regexp() for t in terminals if t.name == "NAME") + r"\Z")
@@ -32,10 +36,10 @@ class KQLLexer(Lexer):
         self.keywords = {
             t.pattern.value.lower(): t.name
             for t in terminals
-            if isinstance(t.pattern, PatternStr) and name_re.match(t.pattern.value)
+            if _is_literal(t) and name_re.match(t.pattern.value)
         }
-        symbols = [t for t in terminals if isinstance(t.pattern, PatternStr) and t.name not in self.keywords.values()]
-        patterns = [t for t in terminals if not isinstance(t.pattern, PatternStr)]
+        symbols = [t for t in terminals if _is_literal(t) and t.name not in self.keywords.values()]
+        patterns = [t for t in terminals if not _is_literal(t)]
         # Higher priority first (a date before the integer it starts with), then
         # longer symbols before their prefixes (`>=` before `>`).
         patterns.sort(key=lambda t: -t.priority)
@@ -47,10 +51,10 @@ class KQLLexer(Lexer):
         self._master = re.compile(f"(?:{skipped})*(?:{'|'.join(alternatives)})?" if skipped else "|".join(alternatives))
         self._name = "NAME"
 
-    def lex(self, text: str) -> Iterator[Token]:  # type: ignore[override]
+    def lex(self, text: str) -> Iterator[Any]:
         match = self._master.match
         # Token() only forwards to _future_new after checking for deprecated keywords.
-        token: Callable[..., Token] = Token._future_new
+        token: Callable[..., Any] = self._token_class._future_new
         keywords = self.keywords
         pos = 0
         end = len(text)

@@ -3,15 +3,24 @@
 The tree is built during the parse (the transformer is handed to Lark), so no
 intermediate parse tree exists and nothing recurses over the input: a deeply
 nested or huge query costs a loop, never a RecursionError.
+
+The parser is the one Lark's standalone generator (``lark.tools.standalone``) writes
+for grammar/kql.lark: Lark's own LALR runtime and the grammar's tables in one module.
+It is generated on first use and its code kept in kql's cache (``kql._cache``,
+stamped with the grammar and the Lark it came from), so a start after the first
+loads that code instead of importing Lark and rebuilding the tables.
 """
 
 from __future__ import annotations
 
 import functools
+import io
+import os
 import re
+import sys
+import types
 import unicodedata
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -47,10 +56,10 @@ _TERMINAL_WORDS = {
 }
 
 
-def _grammar_path() -> Path:
-    package = Path(__file__).resolve().parent.parent
-    shipped = package / "grammar" / "kql.lark"  # inside an installed wheel
-    return shipped if shipped.is_file() else package.parent / "grammar" / "kql.lark"
+def _grammar_path() -> str:
+    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    shipped = os.path.join(package, "grammar", "kql.lark")  # inside an installed wheel
+    return shipped if os.path.isfile(shipped) else os.path.join(os.path.dirname(package), "grammar", "kql.lark")
 
 
 def _span(token: Any) -> Span:
@@ -249,21 +258,72 @@ class _Builder:
         return ast.Page(number, size, span=Span(children[0].start_pos, children[-1].end_pos))
 
 
+# The generated module's name in sys.modules (its classes name it as their __module__).
+RUNTIME_MODULE = "kql.language._lark_standalone"
+
+
+@functools.cache
+def runtime() -> types.ModuleType:
+    """Lark's standalone LALR parser for kql's grammar, as a module: ``Lark_StandAlone``,
+    ``Token``, ``UnexpectedToken``, ``UnexpectedInput`` and the rest of Lark's runtime."""
+    from kql import _cache
+
+    with open(_grammar_path(), encoding="utf-8") as file:
+        grammar = file.read()
+    sources = (grammar, _lark_stamp())
+    code = _cache.load("parser", sources)
+    if not isinstance(code, types.CodeType):
+        code = compile(generate_standalone(grammar), f"<{RUNTIME_MODULE}>", "exec")
+        _cache.store("parser", sources, code)
+    module = types.ModuleType(RUNTIME_MODULE, "Lark's standalone parser of grammar/kql.lark")
+    sys.modules[RUNTIME_MODULE] = module
+    exec(code, module.__dict__)
+    return module
+
+
+def _lark_stamp() -> tuple[str, int, int] | None:
+    """Which Lark generates the parser (its package's __init__, as Python stamps a .pyc), without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("lark")
+    if spec is None or spec.origin is None:
+        return None
+    info = os.stat(spec.origin)
+    return spec.origin, info.st_size, info.st_mtime_ns
+
+
+def generate_standalone(grammar: str) -> str:
+    """The source of Lark's standalone LALR parser for ``grammar`` (what ``python -m lark.tools.standalone``
+    writes). The lexer it holds is replaced by KQLLexer when the parser is built."""
+    from lark import Lark
+    from lark.tools.standalone import gen_standalone
+
+    out = io.StringIO()
+    gen_standalone(Lark(grammar, parser="lalr", lexer="basic", maybe_placeholders=True), out=out)  # type: ignore[no-untyped-call]
+    return out.getvalue()
+
+
+class _LexerAdapter:
+    """How Lark's parser asks for tokens (``lex(lexer_state, parser_state)``) → KQLLexer (``lex(text)``)."""
+
+    def __init__(self, lexer: Any) -> None:
+        self.lexer = lexer
+
+    def lex(self, lexer_state: Any, parser_state: Any) -> Iterator[Any]:
+        text = lexer_state.text  # a TextSlice of the whole text: kql never parses part of one
+        lexed: Iterator[Any] = self.lexer.lex(text.text)
+        return lexed
+
+
 @functools.cache
 def _lark() -> Any:
-    """The parser, built once per process (and its tables cached on disk by Lark)."""
-    from lark import Lark
-
+    """The parser, built once per process from the generated runtime, with KQLLexer as its lexer."""
     from kql.language.lexer import KQLLexer
 
-    return Lark(
-        _grammar_path().read_text(encoding="utf-8"),
-        parser="lalr",
-        lexer=KQLLexer,
-        transformer=_Builder(),
-        maybe_placeholders=True,
-        cache=True,
-    )
+    lark = runtime()
+    parser = lark.Lark_StandAlone(transformer=_Builder())
+    parser.parser.lexer = _LexerAdapter(KQLLexer(parser.lexer_conf, lark.Token))
+    return parser
 
 
 @functools.cache
@@ -271,7 +331,7 @@ def _driver() -> Any:
     """Lark's tables and our builders, run by a tighter loop than Lark's (kql.language.lalr)."""
     from kql.language.lalr import Driver
 
-    return Driver(_lark())
+    return Driver(_lark(), runtime())
 
 
 def keywords() -> frozenset[str]:
@@ -324,13 +384,12 @@ def _check_text(text: str) -> None:
 
 
 def _parse_lark(text: str) -> ast.Query:
-    from lark.exceptions import UnexpectedInput, UnexpectedToken
-
+    lark = runtime()
     try:
         result: ast.Query = _driver().parse(text)
-    except UnexpectedToken as exc:
+    except lark.UnexpectedToken as exc:
         raise _unexpected_token(text, exc) from None
-    except UnexpectedInput as exc:  # UnexpectedEOF
+    except lark.UnexpectedInput as exc:  # UnexpectedEOF
         raise _unexpected_end(text, getattr(exc, "expected", ())) from None
     return result
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kql.language import ast
 from kql.language.errors import KQLError
 from kql.language.parser import MAX_DEPTH, parse
-from kql.planning.segments import Segments
 from kql.planning.validate import Validated, validate
 from kql.registry import Registry
+
+if TYPE_CHECKING:  # imported only where a query uses @segments
+    from kql.planning.segments import Segments
 
 
 def check(text_or_query: str | ast.Query, segments: Segments | None, reg: Registry) -> Validated:

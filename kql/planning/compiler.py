@@ -8,6 +8,8 @@ cannot merge, attribute predicates) is a KQLError naming the reason.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 
 from kql.language import ast
@@ -16,10 +18,12 @@ from kql.language.formatter import format_expr
 from kql.planning.checked import check
 from kql.planning.plan import Param, Plan, encode
 from kql.planning.planner import carets, plan_checked
-from kql.planning.segments import Segments
 from kql.planning.sends import Send, merge_sends
 from kql.planning.validate import Cond, Local, TAnd, TNot, TOr, Typed, Validated
 from kql.registry import Filter, Registry, registry
+
+if TYPE_CHECKING:  # imported only where a query uses @segments
+    from kql.planning.segments import Segments
 
 
 @attrs.frozen(slots=True)

@@ -24,7 +24,7 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 
@@ -33,10 +33,12 @@ from kql.language.errors import KQLError
 from kql.language.formatter import format_expr
 from kql.planning.checked import check
 from kql.planning.plan import Branch, LocalFilter, Plan, Request
-from kql.planning.segments import Segments
 from kql.planning.sends import Send, merge_sends
 from kql.planning.validate import Cond, Local, TAnd, TNot, TOr, Typed, Validated
 from kql.registry import Filter, Registry, registry
+
+if TYPE_CHECKING:  # imported only where a query uses @segments
+    from kql.planning.segments import Segments
 
 MAX_BRANCHES = 32
 # How far one step of multiplying out may grow before simplification brings it back under the cap.

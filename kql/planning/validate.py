@@ -17,7 +17,6 @@ from kql.language import ast
 from kql.language.errors import KQLError, did_you_mean, raise_all
 from kql.language.formatter import format_value, quote
 from kql.language.parser import MAX_DEPTH
-from kql.planning.names import CATALOGUES
 from kql.registry import Attribute, Filter, Registry, registry
 from kql.registry.operators import ATTRIBUTE_OPS, derivable_ops
 
@@ -387,6 +386,8 @@ class _Checker:
                 return ""
             number = value.number
         else:
+            from kql.planning.names import CATALOGUES  # here only: names is not needed before an error
+
             named = isinstance(value, ast.Str) and kind in CATALOGUES
             hint = f"e.g. {prefix}_5"
             if named:

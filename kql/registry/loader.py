@@ -8,10 +8,9 @@ keeps a second list.
 from __future__ import annotations
 
 import functools
-import tomllib
+import os
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -183,7 +182,12 @@ def _with_negations(filters: list[Filter]) -> tuple[Filter, ...]:
 
 
 def load_registry(text: str) -> Registry:
-    data = tomllib.loads(text)
+    import tomllib
+
+    return _from_data(tomllib.loads(text))
+
+
+def _from_data(data: dict[str, Any]) -> Registry:
     entries = data["filter"]
     for entry in entries:
         _check(entry)
@@ -197,9 +201,22 @@ def load_registry(text: str) -> Registry:
 
 @functools.cache
 def registry() -> Registry:
-    """The registry shipped with kql, parsed once per process."""
-    text = (Path(__file__).parent / "registry.toml").read_text(encoding="utf-8")
-    return load_registry(text)
+    """The registry shipped with kql, parsed once per process.
+
+    registry.toml stays the one source: its parsed TOML is kept in kql's cache, stamped with
+    the file's text, so a start whose registry.toml is unchanged skips importing tomllib.
+    """
+    from kql import _cache
+
+    with open(os.path.join(os.path.dirname(__file__), "registry.toml"), encoding="utf-8") as file:
+        text = file.read()
+    data = _cache.load("registry", (text,))
+    if not isinstance(data, dict):
+        import tomllib
+
+        data = tomllib.loads(text)
+        _cache.store("registry", (text,), data)
+    return _from_data(data)
 
 
 def filters() -> Registry:
