@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
             "credentials: --token or KAJABI_TOKEN, or KAJABI_CLIENT_ID + KAJABI_CLIENT_SECRET (OAuth).\n"
             "exit codes: 0 ok, 2 invalid query/usage, 3 API refused, 4 network/server failure or customers missing,\n"
             "5 customers missing, accepted by --allow-partial.\n"
-            "Without 'sort', customers come oldest first (ascending created_at). More: kql help executor"
+            "Without 'sort', customers come newest first (-created_at, the API's default). More: kql help executor"
         ),
     )
     parser.add_argument("expr", nargs="?", default="-", help="the KQL query ('-' or nothing reads it from stdin)")
