@@ -97,7 +97,7 @@ def test_search_call_is_the_bare_string() -> None:
         ("used_coupon('SPRING24')", [("filter[used_coupon_code]", "SPRING24")]),
         ("has_tag(5) # a comment\n and subscribed", [("filter[has_tag_id]", "5"), ("filter[subscribed]", "true")]),
         ("limit 500", []),
-        ("page 2", [("page[number]", "2")]),
+        ("page 2", [("page[number]", "2"), ("page[size]", "25")]),  # `page N` is `page N size 25`
     ],
 )
 def test_literals_keywords_and_comments(query: str, params: list[tuple[str, str]] | None) -> None:

@@ -219,6 +219,7 @@ def test_the_longest_numbers_kql_reads_decompile_and_compile() -> None:
         ("filter[has_tag_id]", big),
         ("filter[created_in_last]", big),
         ("page[number]", big),
+        ("page[size]", "25"),  # `page N` means size 25: kql does not leave the size to the server
     ]
 
 

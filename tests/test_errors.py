@@ -62,9 +62,9 @@ def test_error_code(code: str, query: str, under_caret: str | None, hint: str | 
 
 
 def test_every_error_code_is_tested() -> None:
-    # W001 is tested below; E009 in test_jsonform.py; E010 and E011 in test_decompile.py;
+    # W001 is tested below, W002 in executor/test_meaning.py; E009 in test_jsonform.py; E010, E011 in test_decompile.py;
     # E012-E014 in test_segments.py; E307, E308 in test_planner.py; E108, E210, E211 in the names tests.
-    tested = {c[0] for c in CASES} | {"W001", "E009", "E010", "E011", "E012", "E013", "E014", "E307", "E308"}
+    tested = {c[0] for c in CASES} | {"W001", "W002", "E009", "E010", "E011", "E012", "E013", "E014", "E307", "E308"}
     tested |= {"E108", "E210", "E211"}
     assert tested == set(CODES)
 

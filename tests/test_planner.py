@@ -155,7 +155,7 @@ def test_plan_is_json_serialisable_and_printable() -> None:
     p = plan('site = 1 and (opened(bc_1) or clicked(bc_2)) and not passed_assessment(asmt_7) and name ~ "x"')
     data = json.loads(json.dumps(p.to_dict()))
     assert data["requests"] == 4 and len(data["branches"]) == 2
-    assert data["merge"] == {"order": "created_at", "tie_break": "id", "dedupe": "id"}
+    assert data["merge"] == {"order": "-created_at", "tie_break": "id", "dedupe": "id"}  # no sort: newest first
     assert str(p).startswith("4 listing(s) in 2 branch(es)")
 
 
@@ -173,8 +173,8 @@ def test_segments_and_cli(tmp_path: Any) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert [b["request"] for b in json.loads(done.stdout)["branches"]] == [
-        "filter[net_revenue_greater_than]=500&sort=created_at",
-        "filter[is_hidden]=true&sort=created_at",
+        "filter[net_revenue_greater_than]=500&sort=-created_at",
+        "filter[is_hidden]=true&sort=-created_at",
     ]
     over = subprocess.run(
         [sys.executable, "-m", "kql", "explain", "--max-requests", "1", "opened(bc_1) or hidden"],

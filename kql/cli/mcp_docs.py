@@ -26,6 +26,7 @@ Atoms:
   @vip                            a saved segment (see the resources kql://segments/…)
 Clauses: sort -created_at (name email created_at net_revenue last_request_at; `-` = descending)
          select name, email       limit 50       page 2 size 25
+         no sort: newest first (-created_at); `page 2` alone is size 25; x != v is not x = v (nulls match)
 Example: (opened(bc_9) or clicked(bc_10)) and net_revenue >= 100 and not has_tag(tag_5)
          select name, email, net_revenue sort -net_revenue limit 20
 Requests: the API only ANDs its filters, so `or`, `not` without an API complement

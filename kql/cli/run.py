@@ -105,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
             "exit codes: 0 ok, 1 no customer matched (the output is still well-formed: [] or a CSV header),\n"
             "2 invalid query/usage, 3 API refused, 4 network/server failure or customers missing,\n"
             "5 customers missing, accepted by --allow-partial; 130/143 interrupted/terminated. kql help cli\n"
-            "Without 'sort', customers come oldest first (ascending created_at). More: kql help executor"
+            "Without 'sort', customers come newest first (-created_at, the API's default). More: kql help executor"
         ),
     )
     parser.add_argument("expr", nargs="?", default="-", help="the KQL query ('-' or nothing reads it from stdin)")

@@ -139,6 +139,8 @@ class AsyncClient(ClientBase):
             page = first
             while pager.wants_next(page):
                 page = await self._fetch(pager, page.number + 1)
+                if pager.behind(page):
+                    page = await self._again(pager, page)
                 for record in pager.accept(page):
                     yield record
             self._finished(pager)
@@ -158,6 +160,8 @@ class AsyncClient(ClientBase):
         try:
             while window and not pager.finished:
                 page = await window.popleft()
+                if pager.behind(page):
+                    page = await self._again(pager, page)
                 for record in pager.accept(page):
                     yield record
                 following = next(numbers, None)
@@ -177,6 +181,11 @@ class AsyncClient(ClientBase):
             again = parse_page(number, await self._send("GET", url, params=params))
             page = again if len(again.records) >= len(page.records) else page
         return page
+
+    async def _again(self, pager: Pager, page: Page) -> Page:
+        """``page`` once more: it was served before the page ahead of it (``Pager.behind``)."""
+        self._count("fault:stale-page")
+        return await self._fetch(pager, page.number)
 
     async def _grant(self, form: dict[str, str]) -> Mapping[str, Any]:
         self._count("token-grant")

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from kql.execute import targets, timeline
+from kql.execute import deadline, targets, timeline
 from kql.execute.auth import TokenSource
 from kql.execute.base import _AGAIN, _RETRY, CUSTOMERS_PATH, TOKEN_PATH, ClientBase, _Exchange, _Stopped
 from kql.execute.counting import count_exact
@@ -56,6 +56,8 @@ class Client(ClientBase):
 
     def _open(self) -> None:
         self._http = httpx.Client(**self._httpx_options())
+        # Every connect, read and write within what is left of the attempt (see kql.execute.deadline).
+        self.bounded = deadline.install(self._http)
         self._tokens = TokenSource(self._credentials, self._grant)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -153,6 +155,8 @@ class Client(ClientBase):
             page = first
             while pager.wants_next(page):
                 page = self._fetch(pager, page.number + 1)
+                if pager.behind(page):
+                    page = self._again(pager, page)
                 yield from pager.accept(page)
             self._finished(pager)
             return
@@ -165,6 +169,8 @@ class Client(ClientBase):
         try:
             while window and not pager.finished:
                 page = window.popleft().result()
+                if pager.behind(page):
+                    page = self._again(pager, page, stop)
                 yield from pager.accept(page)
                 following = next(numbers, None)
                 if following is not None and not pager.finished:
@@ -189,6 +195,11 @@ class Client(ClientBase):
             again = parse_page(number, self._send("GET", url, params=params, stop=stop))
             page = again if len(again.records) >= len(page.records) else page
         return page
+
+    def _again(self, pager: Pager, page: Page, stop: threading.Event | None = None) -> Page:
+        """``page`` once more: it was served before the page ahead of it (``Pager.behind``)."""
+        self._count("fault:stale-page")
+        return self._fetch(pager, page.number, stop)
 
     # -- one request, with auth, redirects and retries ------------------------
 
@@ -243,20 +254,21 @@ class Client(ClientBase):
         data: dict[str, str] | None,
         headers: dict[str, str],
     ) -> httpx.Response:
-        """One attempt, its body read in chunks against a deadline (``timeout`` bounds the whole
-        attempt, not each read: a server trickling a byte a second is cut off) and a size cap."""
-        deadline = time.monotonic() + self.timeout
+        """One attempt within ``timeout`` from connect to last byte (a server trickling its headers
+        or body a byte a second is cut off: kql.execute.deadline), its body capped in size."""
         request = self._http.build_request(method, url, params=params, data=data, headers=headers)
-        response = self._http.send(request, stream=True)
-        try:
-            self._check_length(response)
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                self._take(body, chunk, response)
-                if time.monotonic() > deadline:
-                    raise self._too_slow(request)
-        finally:
-            response.close()
+        until = time.monotonic() + self.timeout
+        with deadline.within(self.timeout, str(self._too_slow(request))):
+            response = self._http.send(request, stream=True)
+            try:
+                self._check_length(response)
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    self._take(body, chunk, response)
+                    if time.monotonic() > until:  # also where the backend could not be installed
+                        raise self._too_slow(request)
+            finally:
+                response.close()
         return self._buffered(response, bytes(body))
 
     def snapshot(self, query: str | Query, **options: Any) -> Snapshot:

@@ -23,7 +23,7 @@ from typing import Any
 
 from kql.execute.idset import IdSet
 from kql.execute.local import convert, matches
-from kql.planning.plan import DEFAULT_PAGE_SIZE, LocalFilter
+from kql.planning.plan import LocalFilter
 from kql.registry import registry
 
 Record = dict[str, Any]
@@ -92,13 +92,13 @@ class Window:
         self,
         *,
         limit: int | None,
-        page: tuple[int, int | None] | None,
+        page: tuple[int, int] | None,
         strip: Sequence[str] = (),
     ) -> None:
         self.offset = 0
         self.count = limit
         if page is not None:
-            size = page[1] or DEFAULT_PAGE_SIZE
+            size = page[1]
             self.offset = (page[0] - 1) * size
             self.count = size if limit is None else min(size, limit)
         self.strip = tuple(strip)

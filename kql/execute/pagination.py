@@ -2,14 +2,20 @@
 
 Every page URL is built from the original request's parameters plus
 ``page[number]``/``page[size]``; the response's ``links`` are never followed
-(Kajabi's point at another host). When the query has no ``sort``, pages are
-read in ascending ``created_at`` order: a customer created during the run lands
-after everything already listed instead of pushing it onto the next page.
+(Kajabi's point at another host). A query without ``sort`` is sent without one:
+newest first, the API's default, exactly as ``kql compile`` prints it.
 
 Checks on each page: it must be the page that was asked for (``meta.current_page``),
 its ids must not repeat another page's exactly (a server ignoring
 ``page[number]``), and customers already seen are dropped (de-duplication by id).
 A change of ``meta.total_count`` during the run becomes a warning.
+
+Customers created during a run (newest first: they push everyone else towards later
+pages) cost nothing already there: the run reads on past the first page's
+``total_pages`` while a later page's ``total_count`` says there are more (``last_page``:
+bounded, and it stops at a page beyond the first end that brings nobody new), and a page
+whose ``total_count`` is lower than the page before it was served before that one, from
+an older state; the client asks for it again (``behind``), so no customer falls between two pages.
 
 Nothing is lost silently: a page shorter than the page size that is not the last is asked
 for again by the client (``is_short``); if it stays short, or a run ends with fewer distinct
@@ -17,27 +23,30 @@ customers than a ``meta.total_count`` that held still, the run fails with
 ``IncompleteResult`` saying how many are missing (``allow_partial``: a warning instead).
 When ``total_count`` moved during the run, missing customers cannot be told from deleted
 ones: the warning says so and the run does not fail. ``meta.total_pages`` is checked
-against ``total_count`` and the page size, and the page plan is a lazy range however
-large the server says it is.
+against ``total_count`` and the page size, and the page plan is lazy however large the
+server says it is.
+
+``page N size M`` is one request, as asked, up to ``max_page_size``; above it, the
+customers (N-1)·M+1 … N·M are read from pages of ``max_page_size`` and cut out — the
+same customers a plan's window gives, so one query has one answer either way.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from kql.execute.errors import IncompleteResult, PaginationError
 from kql.execute.idset import IdSet
+from kql.planning.plan import LARGEST_PAGE_SIZE
 
 Param = tuple[str, str]
 Record = dict[str, Any]
 
-DEFAULT_MAX_PAGE_SIZE = 100
-# Ascending creation time: new customers land at the end instead of shifting pages.
-STABLE_SORT = "created_at"
+DEFAULT_MAX_PAGE_SIZE = LARGEST_PAGE_SIZE
 _PAGE_PARAMS = ("page[number]", "page[size]")
 
 
@@ -87,7 +96,7 @@ class Pager:
         params: Sequence[Param],
         *,
         limit: int | None = None,
-        page: tuple[int, int | None] | None = None,
+        page: tuple[int, int] | None = None,
         sort: str | None = None,
         site_id: str | None = None,
         max_page_size: int = DEFAULT_MAX_PAGE_SIZE,
@@ -98,21 +107,28 @@ class Pager:
         base = [p for p in params if p[0] not in _PAGE_PARAMS]
         if site_id is not None and not any(name == "filter[site_id]" for name, _ in base):
             base.insert(0, ("filter[site_id]", str(site_id)))
-        if sort is None and not any(name == "sort" for name, _ in base):
-            base.append(("sort", STABLE_SORT))
         self._base = base
-        self.limit = limit
-        self.explicit = page is not None
-        if page is not None:  # `page N [size M]`: that one page, as asked
+        # Customers of the order before the first one wanted, and those of them on the first page.
+        self.offset = self._skip = 0
+        self.explicit = page is not None and page[1] <= max_page_size
+        self.first_number = 1
+        self.size = max_page_size
+        if page is not None and self.explicit:  # `page N size M`: that one page, as asked
             self.first_number, self.size = page
-        else:
-            self.first_number = 1
-            self.size = max_page_size
-            if limit is not None and limit > 0:
-                # As few pages as the limit needs, evenly sized: `limit 5` is one request for five.
-                pages = math.ceil(limit / max_page_size)
-                self.size = math.ceil(limit / pages)
-        self.max_pages = math.ceil(limit / self.size) if limit and self.size else None
+        elif page is not None:  # above the largest page: customers (N-1)·M+1 … N·M, from pages of the largest
+            number, wanted = page
+            self.offset = (number - 1) * wanted
+            pages_before, self._skip = divmod(self.offset, max_page_size)
+            self.first_number = pages_before + 1
+            limit = wanted if limit is None else min(limit, wanted)
+        elif limit is not None and limit > 0:
+            # As few pages as the limit needs, evenly sized: `limit 5` is one request for five.
+            pages = math.ceil(limit / max_page_size)
+            self.size = math.ceil(limit / pages)
+        self.limit = limit
+        self.max_pages = (
+            self.first_number - 1 + math.ceil((self._skip + limit) / self.size) if limit and self.size else None
+        )
         self.yielded = 0
         self.duplicates = 0
         self.pages_seen = 0
@@ -126,7 +142,8 @@ class Pager:
         self._short: list[tuple[int, int]] = []  # (page number, records) of non-last pages that stayed short
         self._partial_note: str | None = None
         self._ids = IdSet()
-        self._fingerprints: dict[int, int] = {}
+        self._fingerprints: dict[int, tuple[int, int | None]] = {}  # ids of a page -> (number, total_count)
+        self._stalled = False  # a page past the first page's total_pages brought nobody new
 
     def params(self, number: int) -> list[Param]:
         page = [("page[number]", str(number))]
@@ -134,17 +151,46 @@ class Pager:
             page.append(("page[size]", str(self.size)))
         return self._base + page
 
-    def rest(self, first: Page) -> Iterable[int] | None:
-        """Page numbers still to fetch after the first (a lazy range), or None if the server did
-        not say how many. PaginationError if ``total_pages`` contradicts ``total_count``."""
+    def rest(self, first: Page) -> Iterator[int] | None:
+        """Page numbers still to fetch after the first (lazily, see ``PageNumbers``), or None if the
+        server did not say how many. PaginationError if ``total_pages`` contradicts ``total_count``."""
         if self.explicit or self.finished:
-            return []
+            return iter(())
         self._learn_size(first)
         if first.total_pages is None:
             return None
         self._check_total_pages(first)
-        last = first.total_pages if self.max_pages is None else min(first.total_pages, self.max_pages)
-        return range(self.first_number + 1, last + 1)
+        return PageNumbers(self, first.number + 1)
+
+    def last_page(self) -> int:
+        """The last page to read, as far as the run knows now: the first page's ``total_pages``, or
+        more when a later page's ``total_count`` grew (customers created mid-run push the oldest
+        past the first end). At most twice the first figure, and no further once a page past the
+        first end brought nobody new; never past ``max_pages``."""
+        first = self.total_pages or 0
+        last = first
+        if self.last_total is not None and self.size and not self._stalled:
+            last = max(first, min(math.ceil(self.last_total / self.size), 2 * max(first, 1)))
+        cap = self._page_cap()
+        return last if cap is None else min(last, cap)
+
+    def _page_cap(self) -> int | None:
+        """The last page a ``limit`` needs: one more page for each page's worth of duplicates
+        dropped (customers pushed onto the next page count once, not towards the limit)."""
+        if self.max_pages is None or self.size is None:
+            return self.max_pages
+        return self.max_pages + math.ceil(self.duplicates / self.size)
+
+    def behind(self, page: Page) -> bool:
+        """``page`` counts fewer customers than the page before it: it was served before that one,
+        from an older state (pages are fetched concurrently), so customers created in between may
+        sit between the two. The client asks for it again."""
+        return (
+            not self.explicit
+            and page.total_count is not None
+            and self.last_total is not None
+            and page.total_count < self.last_total
+        )
 
     def _check_total_pages(self, first: Page) -> None:
         """``total_pages`` must be what ``total_count`` at this page size makes (an empty result
@@ -164,8 +210,14 @@ class Pager:
         page) serves pages of the first page's length: plan the limit on that size. Not when
         ``total_count`` and ``total_pages`` say otherwise: then the first page is merely short."""
         served = len(first.records)
-        more = first.total_pages is None or first.total_pages > 1
+        more = first.total_pages is None or first.total_pages > first.number
         if self.size is not None and 0 < served < self.size and more:
+            if self.offset:
+                # The window's place was computed at this page size: a smaller one cannot be cut right.
+                raise PaginationError(
+                    f"the server sent {served} customers for page[size]={self.size}: it serves smaller pages; "
+                    f"run with --max-page-size {served} (max_page_size={served})"
+                )
             if (
                 first.total_count is not None
                 and first.total_pages is not None
@@ -188,7 +240,8 @@ class Pager:
         """For servers without ``total_pages``: go on while pages come back full."""
         if self.finished or self.explicit or self.size is None:
             return False
-        if self.max_pages is not None and page.number >= self.max_pages:
+        cap = self._page_cap()
+        if cap is not None and page.number >= cap:
             return False
         return len(page.records) >= self.size
 
@@ -200,12 +253,20 @@ class Pager:
             )
         if page.records:
             fingerprint = hash(tuple(r["id"] for r in page.records))
-            if fingerprint in self._fingerprints:
-                raise PaginationError(
-                    f"page {page.number} repeats page {self._fingerprints[fingerprint]}: pagination does not advance"
-                )
-            self._fingerprints[fingerprint] = page.number
+            earlier = self._fingerprints.get(fingerprint)
+            # The same ids under the same total_count: the server ignores page[number]. (Under another
+            # total, customers created between the two pages shifted a whole page: duplicates, dropped.)
+            if earlier is not None and earlier[1] == page.total_count:
+                raise PaginationError(f"page {page.number} repeats page {earlier[0]}: pagination does not advance")
+            self._fingerprints[fingerprint] = (page.number, page.total_count)
         self.pages_seen += 1
+        records = page.records
+        if self._skip and page.number == self.first_number:
+            # `page N size M` above the largest page: the customers before the window are not wanted
+            # (remembered, so that one pushed onto the next page is not taken for one of the window).
+            for record in records[: self._skip]:
+                self._ids.add(record["id"])
+            records, self._skip = records[self._skip :], 0
         if self.total_pages is None:
             self.total_pages = page.total_pages
         elif self.is_short(page):
@@ -217,7 +278,7 @@ class Pager:
                 self.moved_to = page.total_count  # the first change: it may move back by the end
             self.last_total = page.total_count
         out: list[Record] = []
-        for record in page.records:
+        for record in records:
             if self.finished:
                 break
             if not self._ids.add(record["id"]):
@@ -227,6 +288,8 @@ class Pager:
             self.yielded += 1
             if self.limit is not None and self.yielded >= self.limit:
                 self.finished = True
+        if not out and self.total_pages is not None and page.number > self.total_pages:
+            self._stalled = True  # past the first end and nobody new: read no further
         return out
 
     def finish(self) -> int:
@@ -238,7 +301,8 @@ class Pager:
         short = sum(self.size - n for _, n in self._short) if self.size is not None else 0
         shortfall = 0
         if self.first_total is not None:
-            expected = self.first_total if self.limit is None else min(self.limit, self.first_total)
+            expected = max(0, self.first_total - self.offset)
+            expected = expected if self.limit is None else min(self.limit, expected)
             shortfall = max(0, expected - self.yielded)
         missing = max(short, shortfall)
         if not missing:
@@ -276,3 +340,25 @@ class Pager:
         if self._partial_note:
             found.append(self._partial_note)
         return found
+
+
+class PageNumbers(Iterator[int]):
+    """The page numbers after the first, up to ``Pager.last_page()`` as it stands when asked.
+
+    Unlike most iterators it may go on after a StopIteration: a page that reports a larger
+    ``total_count`` moves the last page on, and the client's window asks again after each page
+    it accepts (``next(numbers, None)``)."""
+
+    def __init__(self, pager: Pager, following: int) -> None:
+        self._pager = pager
+        self._next = following
+
+    def __iter__(self) -> PageNumbers:
+        return self
+
+    def __next__(self) -> int:
+        if self._next > self._pager.last_page():
+            raise StopIteration
+        number = self._next
+        self._next += 1
+        return number

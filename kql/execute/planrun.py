@@ -58,7 +58,7 @@ class Listing:
 
     params: list[tuple[str, str]]
     limit: int | None = None
-    page: tuple[int, int | None] | None = None
+    page: tuple[int, int] | None = None
     sort: str | None = None
     matches_nothing: bool = False
 

@@ -1,7 +1,8 @@
 """A Kajabi customers URL (or its query string) → canonical KQL.
 
 Every registry parameter maps back to the form that sends it, so
-``compile(decompile(q))`` gives ``q``'s parameters again. Anything kql does not
+``compile(decompile(q))`` gives ``q``'s parameters again — plus ``page[size]=25`` for a
+``page[number]`` without a size: ``page N`` means ``page N size 25``, never the server's default. Anything kql does not
 know — an unknown parameter, a value the filter cannot take — is reported with
 its position in the input, never dropped.
 """

@@ -60,6 +60,7 @@ CODES: dict[str, str] = {
     "E307": "query expands to too many branches",
     "E308": "request budget exceeded",
     "W001": "deprecated filter",
+    "W002": "page size above the largest kql asks for",
 }
 
 

@@ -41,7 +41,7 @@ class Compiled:
     # True when the filters contradict each other: no request is needed at all.
     matches_nothing: bool = False
     limit: int | None = None
-    page: tuple[int, int | None] | None = None
+    page: tuple[int, int] | None = None
     sort: str | None = None
     fields: tuple[str, ...] | None = None
 

@@ -25,8 +25,15 @@ Param = tuple[str, str]
 
 # The smallest attribute, for listings whose records are only counted or matched by id.
 ID_ONLY_FIELD = "sign_in_count"
-# `page N` of a merged or filtered stream without `size`: the API's default page size.
+# `page N` without `size` means `page N size 25`, as one request (`page[size]=25` is sent) and as
+# a plan: Kajabi does not document its own default, so kql does not leave the size to it.
 DEFAULT_PAGE_SIZE = 25
+# The largest `page[size]` kql asks for unless told otherwise (`max_page_size`, `--max-page-size`):
+# the sandbox's maximum; Kajabi documents none. A `page N size M` above it is fetched in pages of
+# this size and cut to customers (N-1)·M+1 … N·M, the same ones a plan's window gives.
+LARGEST_PAGE_SIZE = 100
+# Without `sort`, customers come newest first: the API's own default (`sort=-created_at`).
+DEFAULT_ORDER = "-created_at"
 
 # ---- the plan ---------------------------------------------------------------------------
 
@@ -86,7 +93,7 @@ class Plan:
     fetch: tuple[str, ...] | None
     strip: tuple[str, ...]
     limit: int | None
-    page: tuple[int, int | None] | None
+    page: tuple[int, int] | None  # (number, size); `page N` alone is (N, DEFAULT_PAGE_SIZE)
     warnings: tuple[KQLError, ...] = ()
 
     @property
@@ -116,18 +123,20 @@ class Plan:
         if self.select:
             params.append(("fields[customers]", ",".join(self.select)))
         if self.page:
-            params.append(("page[number]", str(self.page[0])))
-            if self.page[1] is not None:
-                params.append(("page[size]", str(self.page[1])))
+            params += [("page[number]", str(self.page[0])), ("page[size]", str(self.page[1]))]
         return params
 
     @property
     def merge_order(self) -> str:
-        return self.sort or "created_at"
+        """The order of the answer: the query's sort, else newest first (the API's default)."""
+        return self.sort or DEFAULT_ORDER
 
     def stream_params(self, branch: Branch) -> list[Param]:
-        """The parameters of a branch's streamed listing: its filters, the merge order, the fields."""
-        # Without a sort the executor pages by ascending created_at, which new customers cannot disturb.
+        """The parameters of a branch's streamed listing: its filters, the merge order, the fields.
+        A single-request plan's one request is ``params``, exactly as ``kql compile`` prints it."""
+        if self.single_request:
+            return self.params
+        # The order is sent even when it is the API's default: the merge depends on it.
         params = [*branch.request.params, ("sort", self.merge_order)]
         if self.fetch:
             params.append(("fields[customers]", ",".join(self.fetch)))
@@ -136,7 +145,9 @@ class Plan:
     @staticmethod
     def id_params(request: Request) -> list[Param]:
         """The parameters of an id-set listing (exclude, intersect): only the ids matter."""
-        # A sparse fieldset names at least one attribute; the id always comes back.
+        # A sparse fieldset names at least one attribute; the id always comes back. Oldest first,
+        # as the order of a set does not matter: customers created mid-run land on the last page
+        # and never push one already there onto a page read before.
         return [*request.params, ("sort", "created_at"), ("fields[customers]", ID_ONLY_FIELD)]
 
     def to_dict(self) -> dict[str, Any]:
@@ -196,14 +207,20 @@ def _explain(plan: Plan) -> Iterator[str]:
         yield f"fetched for local work, not shown: {', '.join(plan.strip)}"
     if plan.limit is not None:
         yield f"limit {plan.limit}" + (" after merging" if count > 1 else "")
+    if plan.sort is None:
+        yield "order: newest first (no sort: the API's default, -created_at)"
     if plan.page is not None:
         number, size = plan.page
-        if plan.single_request:
-            yield f"page {number}" + (f" size {size}" if size else "")
+        given = plan.query.page is not None and plan.query.page.size is not None
+        shown = f"size {size}" + ("" if given else " (page N alone means size 25)")
+        window = f"customers {(number - 1) * size + 1:,}–{number * size:,}"
+        if not plan.single_request:
+            stream = "merged stream" if count > 1 else "filtered stream"
+            yield f"page {number} {shown} of the {stream}: {window}"
+        elif size > LARGEST_PAGE_SIZE:
+            yield f"page {number} {shown}: {window}, fetched as pages of {LARGEST_PAGE_SIZE} (see the warning)"
         else:
-            # The page is cut from the merged, filtered stream, so it needs a size of its own.
-            shown = f"size {size}" if size else f"size {DEFAULT_PAGE_SIZE} (the API's default)"
-            yield f"page {number} {shown} of the " + ("merged stream" if count > 1 else "filtered stream")
+            yield f"page {number} {shown}"
 
 
 def _listing(params: list[Param]) -> str:

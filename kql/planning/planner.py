@@ -1,7 +1,8 @@
 """Any KQL expression → API requests plus local work, over an API that can only AND.
 
 1. Normal form: planner operators become what the API has (`>=` is `> or =`,
-   `in` is an `or`, `!=` is a `not`); `not` is pushed down to the literals (De
+   `in` is an `or`, `x != v` is `not x = v` — for API conditions and attribute predicates
+   alike, so a customer without the attribute matches it); `not` is pushed down to the literals (De
    Morgan); the result is put in disjunctive form, with a cap on its size.
 2. Simplify: contradictory branches go, duplicates and absorbed branches go
    (`a or (a and b)` is `a`), `(c and x) or (c and not x)` is `c`.
@@ -32,7 +33,7 @@ from kql.language import ast
 from kql.language.errors import KQLError
 from kql.language.formatter import format_expr
 from kql.planning.checked import check
-from kql.planning.plan import Branch, LocalFilter, Plan, Request
+from kql.planning.plan import DEFAULT_ORDER, LARGEST_PAGE_SIZE, Branch, LocalFilter, Plan, Request
 from kql.planning.sends import Send, merge_sends
 from kql.planning.validate import Cond, Local, TAnd, TNot, TOr, Typed, Validated
 from kql.registry import Filter, Registry, registry
@@ -143,6 +144,10 @@ def _positive(typed: Typed, reg: Registry) -> _Node:
     if isinstance(typed, Local):
         from kql.language.formatter import format_value
 
+        if typed.op == "!=":
+            # `x != v` is `not x = v`, as for API conditions: true for a customer without x (null).
+            equal = attrs.evolve(typed, op="=", node=attrs.evolve(typed.node, op="="))
+            return _Not(_positive(equal, reg))
         return LocalLit(typed.attribute.name, typed.op, format_value(typed.value), False, typed)
     return _cond(typed, reg)
 
@@ -431,8 +436,25 @@ def plan_checked(
         page=checked.page,
         warnings=checked.warnings,
     )
+    if result.single_request and checked.page is not None and checked.page[1] > LARGEST_PAGE_SIZE:
+        result = attrs.evolve(result, warnings=(*result.warnings, _large_page(checked, source)))
     check_budget(result, max_requests, source)
     return result
+
+
+def _large_page(checked: Validated, source: str | None) -> KQLError:
+    """W002: the one request asks for more than LARGEST_PAGE_SIZE customers at once."""
+    assert checked.page is not None and checked.query.page is not None
+    number, size = checked.page
+    warning = KQLError(
+        "W002",
+        f"page[size]={size} is above {LARGEST_PAGE_SIZE}, the largest page kql asks for: the API may refuse it "
+        "(its maximum is not documented)",
+        checked.query.page.span,
+        f"kql run fetches customers {(number - 1) * size + 1:,}–{number * size:,} as pages of "
+        f"{LARGEST_PAGE_SIZE} (--max-page-size) and returns exactly those",
+    )
+    return warning.with_source(source) if source is not None else warning
 
 
 @contextmanager
@@ -475,7 +497,7 @@ def _needed_attributes(branches: Sequence[Branch], sort: str | None) -> list[str
     if len(branches) > 1 or any(b.requests > 1 or b.local for b in branches):
         # A plan's stream is merged and its order checked on the sort key (created_at by
         # default) of each customer: a narrowed single branch too, or it warns falsely.
-        needed.append((sort or "created_at").lstrip("-"))
+        needed.append((sort or DEFAULT_ORDER).lstrip("-"))
     return list(dict.fromkeys(needed))
 
 

@@ -17,6 +17,7 @@ from kql.language import ast
 from kql.language.errors import KQLError, did_you_mean, raise_all
 from kql.language.formatter import format_value, quote
 from kql.language.parser import MAX_DEPTH
+from kql.planning.plan import DEFAULT_PAGE_SIZE
 from kql.registry import Attribute, Filter, Registry, registry
 from kql.registry.operators import ATTRIBUTE_OPS, derivable_ops
 
@@ -75,7 +76,7 @@ class Validated:
     sort: str | None
     fields: tuple[str, ...] | None
     limit: int | None
-    page: tuple[int, int | None] | None
+    page: tuple[int, int] | None  # (number, size): `page N` alone has size DEFAULT_PAGE_SIZE
     warnings: tuple[KQLError, ...]
 
 
@@ -99,7 +100,8 @@ def validate(
     page = None
     if query.page is not None:
         number = checker.positive(query.page.number, "page number")
-        size = checker.positive(query.page.size, "page size") if query.page.size else None
+        # `page N` is `page N size 25`: one meaning, whatever the server's own default is.
+        size = checker.positive(query.page.size, "page size") if query.page.size else DEFAULT_PAGE_SIZE
         page = (number, size)
     raise_all(checker.errors, source)
     warnings = tuple(w.with_source(source) if source is not None else w for w in checker.warnings)

@@ -53,6 +53,7 @@ class Reply:
     drop_after: int | None = None  # send this many body bytes of a longer promised body, then close
     trickle: float | None = None  # send the body one byte every this many seconds
     chunks: int | None = None  # stream this many 1 MiB chunks of filler (chunked, no Content-Length)
+    trickle_head: float | None = None  # send the status line and headers one byte every this many seconds
 
 
 Hook = Callable[[Seen], Reply | None]
@@ -133,6 +134,8 @@ class FakeAPI:
                 return Reply(200, chunks=64)
             elif name == "trickle":
                 return Reply(200, json.dumps(doc).encode(), trickle=1.0)
+            elif name == "trickle-head":
+                return Reply(200, doc, trickle_head=0.5)
             elif name != "none" and name not in ("short", "overlap"):
                 raise ValueError(f"unknown scenario {name!r}")
             return Reply(200, doc)
@@ -255,6 +258,9 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
                 if reply.body is not None
                 else b""
             )
+            if reply.trickle_head is not None:
+                self._trickle_head(reply.status, payload, reply.trickle_head)
+                return
             self.send_response(reply.status)
             headers = {"Content-Type": "application/vnd.api+json"} | reply.headers
             for name, value in headers.items():
@@ -277,6 +283,19 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
                 self.connection.shutdown(2)
                 return
             self.wfile.write(payload)
+
+        def _trickle_head(self, status: int, payload: bytes, interval: float) -> None:
+            """Headers a byte at a time, each within any read timeout: only a whole-attempt bound ends it."""
+            head = (
+                f"HTTP/1.1 {status} OK\r\nContent-Type: application/vnd.api+json\r\n"
+                f"X-Padding: {'p' * 200}\r\nContent-Length: {len(payload)}\r\n\r\n"
+            ).encode()
+            for i in range(len(head)):
+                self.wfile.write(head[i : i + 1])
+                self.wfile.flush()
+                time.sleep(interval)
+            self.wfile.write(payload)
+            self.close_connection = True
 
         def _chunked(self, chunks: int) -> None:
             self.send_header("Transfer-Encoding", "chunked")

@@ -18,7 +18,8 @@ async def collect(stream: Any) -> list[str]:
 
 
 def every_id(n: int) -> list[str]:
-    return [str(i) for i in range(1, n + 1)]
+    """The fake API's customers 1…n in the default order: newest first."""
+    return [str(i) for i in range(n, 0, -1)]
 
 
 def test_async_pages_in_order_despite_latency(api: FakeAPI) -> None:

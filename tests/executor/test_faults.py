@@ -24,8 +24,11 @@ def ids(records: Any) -> list[str]:
     return [r["id"] for r in records]
 
 
-def every_id(n: int) -> list[str]:
-    return [str(i) for i in range(1, n + 1)]
+def every_id(n: int, total: int | None = None) -> list[str]:
+    """The first ``n`` of the fake API's ``total`` (default ``n``) customers in the default order:
+    newest first (customer i was created i-th)."""
+    top = n if total is None else total
+    return [str(i) for i in range(top, top - n, -1)]
 
 
 def first_attempt(api: FakeAPI, page: int, reply: Reply, times: int = 1) -> None:
@@ -47,19 +50,19 @@ def test_pages_concurrently_in_order(api: FakeAPI) -> None:
     with client(api, max_page_size=10, concurrency=4) as c:
         assert ids(c.customers("")) == every_id(250)
     assert sorted(api.pages_requested()) == list(range(1, 26))
-    assert all(s.params["sort"] == "created_at" for s in api.requests)
+    assert all("sort" not in s.params for s in api.requests)  # no sort asked: the API's default, newest first
 
 
 def test_limit_5_is_one_request(api: FakeAPI) -> None:
     with client(api) as c:
-        assert ids(c.customers("limit 5")) == every_id(5)
+        assert ids(c.customers("limit 5")) == every_id(5, 250)
     assert len(api.requests) == 1
     assert api.requests[0].params["page[size]"] == "5"
 
 
 def test_limit_across_pages_stops_early(api: FakeAPI) -> None:
     with client(api, max_page_size=50) as c:
-        assert ids(c.customers("limit 120")) == every_id(120)
+        assert ids(c.customers("limit 120")) == every_id(120, 250)
     assert sorted(api.pages_requested()) == [1, 2, 3]  # three pages of 40
 
 
@@ -133,9 +136,9 @@ def test_cross_origin_redirect_refused(api: FakeAPI, other: FakeAPI) -> None:
 
 
 def test_same_origin_redirect_followed(api: FakeAPI) -> None:
-    first_attempt(api, 1, Reply(307, b"", {"Location": "/v1/customers?sort=created_at&page[number]=1&page[size]=5"}))
+    first_attempt(api, 1, Reply(307, b"", {"Location": "/v1/customers?page[number]=1&page[size]=5"}))
     with client(api) as c:
-        assert ids(c.customers("limit 5")) == every_id(5)
+        assert ids(c.customers("limit 5")) == every_id(5, 250)
     assert all(s.token == TOKEN for s in api.requests)
 
 
@@ -188,7 +191,7 @@ def test_token_expiring_with_8_pages_in_flight_refreshes_once() -> None:
 
 
 def test_customers_inserted_between_pages_newest_first(api: FakeAPI) -> None:
-    # With sort -created_at, new customers shift older ones onto the next page: dedupe and warn.
+    # Newest first (the default), new customers shift older ones onto the next page: dedupe and warn.
     original = set(every_id(250))
 
     def hook(seen: Seen) -> Reply | None:
@@ -198,7 +201,7 @@ def test_customers_inserted_between_pages_newest_first(api: FakeAPI) -> None:
 
     api.hook = hook
     with client(api, concurrency=1) as c:
-        stream = c.customers("sort -created_at")
+        stream = c.customers("")
         got = ids(stream)
     assert len(got) == len(set(got))  # no duplicates
     assert original <= set(got)  # nobody pushed out
@@ -206,13 +209,13 @@ def test_customers_inserted_between_pages_newest_first(api: FakeAPI) -> None:
     assert "total_count changed from 250 to 280" in warnings and "duplicate" in warnings
 
 
-def test_customers_inserted_between_pages_default_order(api: FakeAPI) -> None:
-    # No sort: oldest first, so new customers land at the end and shift nothing.
+def test_customers_inserted_oldest_first(api: FakeAPI) -> None:
+    # sort created_at: new customers land at the end and shift nothing.
     api.hook = lambda s: api.insert(30) if s.page == 2 and len(api.customers) == 250 else None  # type: ignore[func-returns-value]
     with client(api, concurrency=1) as c:
-        stream = c.customers("")
+        stream = c.customers("sort created_at")
         got = ids(stream)
-    assert got[:250] == every_id(250) and len(got) == len(set(got))
+    assert got[:250] == [str(i) for i in range(1, 251)] and len(got) == len(set(got))
     assert any("total_count changed" in w for w in stream.warnings)
 
 
@@ -250,7 +253,7 @@ def test_contradiction_sends_nothing(api: FakeAPI) -> None:
 def test_stop_early_cancels_queued_pages(api: FakeAPI) -> None:
     with client(api, max_page_size=5, concurrency=2) as c:
         stream = c.customers("")
-        assert ids(next(stream) for _ in range(3)) == every_id(3)
+        assert ids(next(stream) for _ in range(3)) == every_id(3, 250)
         stream.close()
     assert len(api.requests) <= 1 + 2 * 2 + 2  # never the 50 pages
 
@@ -318,7 +321,7 @@ def test_server_capping_page_size_below_the_ask(api: FakeAPI, meta: bool) -> Non
 
     api.hook = hook
     with client(api) as c:
-        assert ids(c.customers("limit 150")) == every_id(150)  # asked 2 × 75, served 40 a page
+        assert ids(c.customers("limit 150")) == every_id(150, 250)  # asked 2 × 75, served 40 a page
         assert ids(c.customers("")) == every_id(250)
 
 
@@ -329,9 +332,9 @@ def test_refresh_token_grant_then_client_credentials(refresh_accepted: bool) -> 
         if not refresh_accepted:
             api.hook = lambda s: api.refresh_tokens.clear() if s.path == "/v1/oauth/token" else None  # type: ignore[func-returns-value]
         with Client(api.base_url, client_id="cid", client_secret="csecret-123", retry=FAST) as c:
-            assert ids(c.customers("limit 5")) == every_id(5)
+            assert ids(c.customers("limit 5")) == every_id(5, 300)
             api.valid_tokens.clear()  # revoked on the server: the next request gets a 401
-            assert ids(c.customers("limit 5")) == every_id(5)
+            assert ids(c.customers("limit 5")) == every_id(5, 300)
         kinds = [g["grant_type"] for g in api.grants]
         assert kinds == ["client_credentials", "refresh_token" if refresh_accepted else "client_credentials"]
         if not refresh_accepted:  # the refused refresh attempt was made first

@@ -65,7 +65,7 @@ def test_a_short_page_that_heals_when_asked_again(api: FakeAPI) -> None:
     api.scenario("short", times=1)
     with client(api) as c:
         stream = c.customers("")
-        assert ids(stream) == [str(i) for i in range(1, 251)]
+        assert ids(stream) == [str(i) for i in range(250, 0, -1)]
         assert c.stats["fault:short-page"] == 1 and stream.warnings == []
 
 
@@ -150,7 +150,8 @@ def test_the_page_plan_is_lazy() -> None:
     first = Page(1, [{"id": str(i)} for i in range(100)], 10**12, None, 1)  # no total_count to check it by
     pager.accept(first)
     rest = pager.rest(first)
-    assert isinstance(rest, range) and len(rest) == 10**7 - 1  # the limit's pages, never a list
+    assert rest is not None and pager.last_page() == 10**7  # the limit's pages, never a list
+    assert [next(rest) for _ in range(3)] == [2, 3, 4]
 
 
 def test_a_huge_body_is_refused_before_it_is_all_read(api: FakeAPI) -> None:

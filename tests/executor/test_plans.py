@@ -40,15 +40,15 @@ def ids(client: Client, query: str) -> set[str]:
     return {r["id"] for r in client.customers(query)}
 
 
-def test_or_is_the_union_in_created_order_without_duplicates(client: Client) -> None:
+def test_or_is_the_union_newest_first_without_duplicates(client: Client) -> None:
     left, right = ids(client, "opened(bc_9)"), ids(client, "clicked(bc_10)")
     assert left & right, "the data should overlap, or dedupe is not exercised"
     got = list(client.customers("opened(bc_9) or clicked(bc_10)"))
     assert isinstance(client.customers("opened(bc_9) or clicked(bc_10)")._pager, PlanRun)  # really a plan
     assert [r["id"] for r in got] == list(dict.fromkeys(r["id"] for r in got))
     assert {r["id"] for r in got} == left | right
-    key, _ = order_key("created_at")
-    assert [key(r) for r in got] == sorted(key(r) for r in got)
+    key, _ = order_key("-created_at")
+    assert [key(r) for r in got] == sorted((key(r) for r in got), reverse=True)  # no sort: newest first
 
 
 def test_anti_join_and_intersection_are_set_algebra(client: Client) -> None:

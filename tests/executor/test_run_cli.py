@@ -28,9 +28,9 @@ def test_ndjson_when_piped(api: FakeAPI, capsys: pytest.CaptureFixture[str]) -> 
     assert run(api, "limit 3 select name") == 0
     out, err = capsys.readouterr()
     assert [json.loads(line) for line in out.splitlines()] == [
-        {"id": "1", "name": "Customer 1"},
-        {"id": "2", "name": "Customer 2"},
-        {"id": "3", "name": "Customer 3"},
+        {"id": "250", "name": "Customer 250"},
+        {"id": "249", "name": "Customer 249"},
+        {"id": "248", "name": "Customer 248"},
     ]
     assert err == ""  # no progress bar off a terminal
 
@@ -152,7 +152,8 @@ def test_limit_flag_and_table(api: FakeAPI, capsys: pytest.CaptureFixture[str]) 
 
 def test_json_format(api: FakeAPI, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(api, "limit 3 select email", "--format", "json") == 0
-    assert json.loads(capsys.readouterr().out) == [{"id": str(i), "email": f"c{i}@example.com"} for i in (1, 2, 3)]
+    newest = (250, 249, 248)
+    assert json.loads(capsys.readouterr().out) == [{"id": str(i), "email": f"c{i}@example.com"} for i in newest]
 
 
 def test_sandbox_end_to_end_in_a_real_process() -> None:
@@ -163,7 +164,7 @@ def test_sandbox_end_to_end_in_a_real_process() -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert [r["id"] for r in json.loads(done.stdout)] == ["1", "2", "3"]
+    assert [r["id"] for r in json.loads(done.stdout)] == ["1000", "999", "998"]  # newest first
 
 
 @pytest.mark.parametrize(
@@ -185,12 +186,12 @@ def test_bad_settings_are_usage_errors_before_any_request(args: list[str], env: 
 
 def test_a_base_url_copied_with_v1_is_not_doubled(api: FakeAPI, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(api.base_url + "/v1/", "limit 1") == 0
-    assert json.loads(capsys.readouterr().out)["id"] == "1"
+    assert json.loads(capsys.readouterr().out)["id"] == "250"
 
 
 def test_output_dash_is_stdout_and_empty_is_an_error(api: FakeAPI, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(api, "limit 1", "-o", "-") == 0
-    assert json.loads(capsys.readouterr().out)["id"] == "1"
+    assert json.loads(capsys.readouterr().out)["id"] == "250"
     assert run(api, "limit 1", "-o", "") == 2
     assert "--output needs a file name" in capsys.readouterr().err
 

@@ -10,13 +10,13 @@ from tests.executor.conftest import FAST
 sandbox = pytest.importorskip("kql.sandbox")
 
 
-def test_full_export_matches_count_in_created_order() -> None:
+def test_full_export_matches_count_newest_first() -> None:
     with sandbox.running(customers=1000, seed=3) as sb, Client(sb.base_url, token=sb.token, retry=FAST) as c:
         records = list(c.customers(""))
         assert len(records) == c.count("") == 1000
         assert len({r["id"] for r in records}) == 1000
         created = [r["created_at"] for r in records]
-        assert created == sorted(created)  # no sort asked: oldest first
+        assert created == sorted(created, reverse=True)  # no sort asked: newest first, the API's default
 
 
 def test_limit_5_one_request_and_filters() -> None:

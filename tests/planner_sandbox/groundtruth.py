@@ -171,8 +171,8 @@ class Truth:
         return frozenset().union(*parts)
 
     def order(self, sort: str | None) -> list[str]:
-        """Every id in the server's order for ``sort`` (no sort: ascending created_at)."""
-        key = sort or "created_at"
+        """Every id in the server's order for ``sort`` (no sort: newest first, the API's default)."""
+        key = sort or "-created_at"
         if key not in self._orders:
             self._orders[key] = [r["id"] for r in self.fetch([], sort=key)]
         return self._orders[key]
@@ -197,7 +197,9 @@ def instant(text: str) -> datetime:
 
 
 def compare(attribute: str, op: str, wanted: Any, kind: str) -> L:
-    """``attribute op wanted`` on a record; null (or an absent attribute) is never a match."""
+    """``attribute op wanted`` on a record; null (or an absent attribute) is never a match, except
+    for ``!=``: ``x != v`` is ``not x = v`` (LANGUAGE.md: the planner's `!=` is a `not`), so a
+    customer without ``x`` matches it."""
 
     def convert(raw: Any) -> Any:
         if kind == "money":
@@ -215,7 +217,7 @@ def compare(attribute: str, op: str, wanted: Any, kind: str) -> L:
         if op == "is_not":
             return raw is not None
         if raw is None:
-            return False
+            return op == "!="
         value = convert(raw)
         goal = [convert(w) for w in wanted] if op == "in" else convert(wanted)
         checks: dict[str, Callable[[], bool]] = {
@@ -351,6 +353,9 @@ def local_atoms(now: datetime | None = None) -> list[Atom]:
     add("external_user_id", "is_not", "null", None, "string")
     add("external_user_id", "starts_with", '"cust_1"', "cust_1", "string")
     add("external_user_id", "=", '"cust_7"', "cust_7", "string")
+    # `!=` on attributes a customer may lack: they match (item 18 of issue 11).
+    add("external_user_id", "!=", '"cust_7"', "cust_7", "string")
+    add("public_location", "!=", '"New York"', "New York", "string")
     add("public_location", "=", '"New York"', "New York", "string")
     add("public_website", "~", '"example"', "example", "string")
     add("avatar", "is_not", "null", None, "string")
@@ -358,6 +363,7 @@ def local_atoms(now: datetime | None = None) -> list[Atom]:
     add("bounced_at", "is", "null", None, "datetime")
     add("bounced_at", "is_not", "null", None, "datetime")
     add("last_request_at", "is", "null", None, "datetime")
+    add("bounced_at", "!=", moment(200, now), moment(200, now), "datetime")
     for days in (3, 90, 400, 1000):
         for op in (">=", "<"):
             value = day(days, now)
@@ -380,6 +386,7 @@ Clauses: TypeAlias = tuple[str | None, tuple[str, ...] | None, int | None, tuple
 def hand_written() -> list[tuple[Expr, Clauses]]:
     """Examples worth naming: (expression, (sort, select, limit, page))."""
     a = {x.text: x for x in [*api_atoms(), *local_atoms()]}
+    bounced_not = next(x for t, x in a.items() if t.startswith("bounced_at != "))
     return [
         (Or((a["opened(bc_9)"], a["clicked(bc_10)"])), (None, None, None, None)),
         (And((Or((a["opened(bc_9)"], a["clicked(bc_10)"])), Not(a["passed_assessment(asmt_1)"]))),
@@ -397,6 +404,14 @@ def hand_written() -> list[tuple[Expr, Clauses]]:
         (And((a["engagement != passive"], a["site != site_1"])), (None, None, None, None)),
         (Or((a["delivered(bc_12)"], a["sent(bc_9, bc_10)"])), (None, None, None, (2, 10))),
         (Not(a["sent(bc_9, bc_10)"]), ("email", ("email",), 3, None)),
+        # Issue 11: `page N` alone is size 25; a page above the largest page size is the same
+        # customers as one request and as a plan; `!=` on an attribute a customer may lack.
+        (a["subscribed"], (None, None, None, (2, None))),
+        (a["subscribed"], (None, ("name",), None, (2, 150))),
+        (Or((a["subscribed"], a["hidden"])), (None, None, None, (2, 150))),
+        (a['external_user_id != "cust_7"'], ("-last_request_at", None, None, None)),
+        (Not(a['public_location != "New York"']), (None, None, None, None)),
+        (Or((bounced_not, a["hidden"])), ("email", None, None, None)),
     ]
 
 

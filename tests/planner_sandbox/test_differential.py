@@ -76,7 +76,7 @@ clauses = st.tuples(
     st.sampled_from(SORTS),
     st.sampled_from(SELECTS),
     st.one_of(st.none(), st.none(), st.integers(1, 60)),
-    st.one_of(*[st.none()] * 8, st.tuples(st.integers(1, 4), st.sampled_from([None, 10, 30]))),
+    st.one_of(*[st.none()] * 8, st.tuples(st.integers(1, 4), st.sampled_from([None, 10, 30, 150]))),
 )
 
 
@@ -112,7 +112,7 @@ def check(
         at = next(i for i, (a, b) in enumerate(zip(got, expected, strict=True)) if a != b)
         window = slice(max(0, at - 2), at + 4)
         raise AssertionError(
-            f"order differs at position {at} (sort {sort or 'created_at'}):\n"
+            f"order differs at position {at} (sort {sort or '-created_at'}):\n"
             f"  got      {describe(truth, got[window])}\n  expected {describe(truth, expected[window])}{context}"
         )
     if select:
