@@ -103,7 +103,7 @@ def test_some_customers_is_exit_0_and_a_count_of_0_is_an_answer(
 def test_json_document_streams_the_customers_then_says_how_it_ended(
     sb: Sandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(sb, "limit 3 select name", "--json") == 0
+    assert run(sb, "limit 3 select name sort created_at", "--json") == 0
     out = capsys.readouterr().out
     assert out.startswith('{"customers": [\n{"id": "1", "name": ')  # the array first: it streams
     document = json.loads(out)
@@ -126,7 +126,7 @@ def test_json_with_output_writes_the_file_in_its_format_and_the_document_on_stdo
     sb: Sandbox, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     target = tmp_path / "two.csv"
-    assert run(sb, "limit 2 select email", "--json", "-o", str(target)) == 0
+    assert run(sb, "limit 2 select email sort created_at", "--json", "-o", str(target)) == 0
     assert json.loads(capsys.readouterr().out) == {
         "output": str(target), "count": 2, "complete": True, "ok": True, "exit_code": 0, "errors": [],
     }  # fmt: skip
