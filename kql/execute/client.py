@@ -27,7 +27,16 @@ import httpx
 
 from kql.execute import targets, timeline
 from kql.execute.auth import TokenSource
-from kql.execute.base import _AGAIN, _RETRY, CUSTOMERS_PATH, TOKEN_PATH, ClientBase, _Exchange, _Stopped
+from kql.execute.base import (
+    _AGAIN,
+    _RETRY,
+    CUSTOMERS_PATH,
+    TOKEN_PATH,
+    ClientBase,
+    _Exchange,
+    _Stopped,
+    request_target,
+)
 from kql.execute.counting import count_exact
 from kql.execute.errors import ExecutorError
 from kql.execute.pagination import Page, Pager, Record, parse_page
@@ -147,9 +156,10 @@ class Client(ClientBase):
 
     def _records(self, pager: Pager) -> Generator[Record, None, None]:
         first = self._fetch(pager, pager.first_number)
-        yield from pager.accept(first)
+        records = pager.accept(first)
         rest = pager.rest(first)
         if rest is None:  # no total_pages: one page after another while they come back full
+            yield from records
             page = first
             while pager.wants_next(page):
                 page = self._fetch(pager, page.number + 1)
@@ -159,10 +169,13 @@ class Client(ClientBase):
         numbers = iter(rest)
         pool = self._executor()
         stop = threading.Event()  # set when the stream ends: requests still retrying give up at once
+        # The next pages are asked for before the first page's customers are handed out: the
+        # reader's time on them overlaps the requests, as it does for every later page.
         window: deque[Future[Page]] = deque(
             pool.submit(self._fetch, pager, n, stop) for n in islice(numbers, self.lookahead)
         )
         try:
+            yield from records
             while window and not pager.finished:
                 page = window.popleft().result()
                 yield from pager.accept(page)
@@ -220,11 +233,11 @@ class Client(ClientBase):
                 headers["Authorization"] = f"Bearer {token}"
             exchange.start()
             try:
-                response = self._attempt(method, exchange.url, exchange.params, data, headers)
+                response, body = self._attempt(method, exchange.url, exchange.params, data, headers)
             except httpx.TransportError as exc:
                 exchange.transport_failed(exc)
             else:
-                step = exchange.answered(response, generation)
+                step = exchange.answered(response, body, generation)
                 if step is _AGAIN:
                     continue
                 if step is not _RETRY:
@@ -242,22 +255,27 @@ class Client(ClientBase):
         params: list[tuple[str, Any]] | None,
         data: dict[str, str] | None,
         headers: dict[str, str],
-    ) -> httpx.Response:
-        """One attempt, its body read in chunks against a deadline (``timeout`` bounds the whole
-        attempt, not each read: a server trickling a byte a second is cut off) and a size cap."""
+    ) -> tuple[httpx.Response, bytearray]:
+        """One attempt: the (closed) response and its body, read in chunks against a deadline
+        (``timeout`` bounds the whole attempt, not each read: a server trickling a byte a second
+        is cut off) and a size cap."""
         deadline = time.monotonic() + self.timeout
-        request = self._http.build_request(method, url, params=params, data=data, headers=headers)
+        target, query = request_target(url, params)
+        request = self._http.build_request(method, target, params=query, data=data, headers=headers)
         response = self._http.send(request, stream=True)
+        cap = self.max_body_bytes
         try:
             self._check_length(response)
             body = bytearray()
             for chunk in response.iter_bytes():
-                self._take(body, chunk, response)
+                body += chunk
+                if len(body) > cap:
+                    raise self._too_large(response)
                 if time.monotonic() > deadline:
                     raise self._too_slow(request)
         finally:
             response.close()
-        return self._buffered(response, bytes(body))
+        return response, body
 
     def snapshot(self, query: str | Query, **options: Any) -> Snapshot:
         """Record who matches ``query`` (``"@vip"``, or an expression with ``name=``) in the state store.

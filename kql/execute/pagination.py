@@ -52,20 +52,39 @@ class Page:
 
 def parse_page(number: int, payload: Any) -> Page:
     """A page from a decoded ``GET /v1/customers`` response; PaginationError if it is not one."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, list):
         raise PaginationError(f"page {number}: the response has no 'data' list")
+    # The hot loop of an export (once per customer): one dict display per record, and the
+    # checks on what JSON gives (exact str ids, dict attributes) before the general ones.
     records: list[Record] = []
-    for item in payload["data"]:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str | int):
-            raise PaginationError(f"page {number}: a resource without an id")
+    append = records.append
+    for item in data:
+        ident = item.get("id") if type(item) is dict else _ident(item)
+        if type(ident) is not str:
+            ident = _ident_text(ident, number)
         attributes = item.get("attributes")
-        record: Record = {"id": str(item["id"])}
         if isinstance(attributes, dict):
-            record.update((k, v) for k, v in attributes.items() if k != "id")
-        records.append(record)
+            record = {"id": ident, **attributes}
+            if "id" in attributes:  # the resource's id wins; it stays the first key
+                record["id"] = ident
+            append(record)
+        else:
+            append({"id": ident})
     meta = payload.get("meta")
     meta = meta if isinstance(meta, dict) else {}
     return Page(number, records, _count(meta, "total_pages"), _count(meta, "total_count"), _count(meta, "current_page"))
+
+
+def _ident(item: Any) -> Any:
+    """The ``id`` of a resource that is not a plain dict (None if it is no mapping at all)."""
+    return item.get("id") if isinstance(item, dict) else None
+
+
+def _ident_text(ident: Any, number: int) -> str:
+    if isinstance(ident, str | int):
+        return str(ident)
+    raise PaginationError(f"page {number}: a resource without an id")
 
 
 def _count(meta: Mapping[str, Any], key: str) -> int | None:
@@ -198,8 +217,10 @@ class Pager:
             raise PaginationError(
                 f"asked for page {page.number}, the server sent page {page.current_page}: pagination does not advance"
             )
-        if page.records:
-            fingerprint = hash(tuple(r["id"] for r in page.records))
+        records = page.records
+        ids = [r["id"] for r in records]
+        if ids:
+            fingerprint = hash(tuple(ids))
             if fingerprint in self._fingerprints:
                 raise PaginationError(
                     f"page {page.number} repeats page {self._fingerprints[fingerprint]}: pagination does not advance"
@@ -209,17 +230,30 @@ class Pager:
         if self.total_pages is None:
             self.total_pages = page.total_pages
         elif self.is_short(page):
-            self._short.append((page.number, len(page.records)))
+            self._short.append((page.number, len(records)))
         if page.total_count is not None:
             if self.first_total is None:
                 self.first_total = page.total_count
             elif page.total_count != self.first_total and self.last_total == self.first_total:
                 self.moved_to = page.total_count  # the first change: it may move back by the end
             self.last_total = page.total_count
+        if self.finished:
+            return []
+        if self.limit is not None and self.yielded + len(records) >= self.limit:
+            return self._accept_up_to_limit(records)
+        # The whole page fits under the limit: dedupe it in one pass (once per customer of a run).
+        repeated = self._ids.add_many(ids)
+        if repeated:
+            self.duplicates += len(repeated)
+            dropped = set(repeated)
+            records = [r for i, r in enumerate(records) if i not in dropped]
+        self.yielded += len(records)
+        return records
+
+    def _accept_up_to_limit(self, records: list[Record]) -> list[Record]:
+        """The page that reaches the limit: record by record, so that ids past it are not taken."""
         out: list[Record] = []
-        for record in page.records:
-            if self.finished:
-                break
+        for record in records:
             if not self._ids.add(record["id"]):
                 self.duplicates += 1
                 continue
@@ -227,6 +261,7 @@ class Pager:
             self.yielded += 1
             if self.limit is not None and self.yielded >= self.limit:
                 self.finished = True
+                break
         return out
 
     def finish(self) -> int:
