@@ -59,14 +59,17 @@ def write(
     raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
 
 
-def _dumps(record: Record) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+# One encoder for every record: json.dumps with options builds a JSONEncoder per call,
+# a third of the cost of writing a customer as NDJSON. The same output as json.dumps.
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_dumps_spaced = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _ndjson(records: Iterable[Record], out: TextIO) -> int:
     n = 0
+    write, dumps = out.write, _dumps
     for record in records:
-        out.write(_dumps(record) + "\n")
+        write(dumps(record) + "\n")
         n += 1
     return n
 
@@ -76,7 +79,7 @@ def _json(records: Iterable[Record], out: TextIO) -> int:
     # than a lone "[" (`kql run --json` does not use this: it writes kql.cli.envelope's document).
     n = 0
     for record in records:
-        out.write(("[\n" if not n else ",\n") + json.dumps(record, ensure_ascii=False))
+        out.write(("[\n" if not n else ",\n") + _dumps_spaced(record))
         n += 1
     out.write("\n]\n" if n else "[]\n")
     return n

@@ -18,7 +18,7 @@ import httpx
 
 from kql.execute import targets
 from kql.execute.auth import AsyncTokenSource
-from kql.execute.base import _AGAIN, _RETRY, CUSTOMERS_PATH, TOKEN_PATH, ClientBase, _Exchange
+from kql.execute.base import _AGAIN, _RETRY, CUSTOMERS_PATH, TOKEN_PATH, ClientBase, _Exchange, request_target
 from kql.execute.counting import count_exact_async
 from kql.execute.errors import ExecutorError
 from kql.execute.pagination import Page, Pager, Record, parse_page
@@ -132,10 +132,11 @@ class AsyncClient(ClientBase):
         if nothing:
             return
         first = await self._fetch(pager, pager.first_number)
-        for record in pager.accept(first):
-            yield record
+        records = pager.accept(first)
         rest = pager.rest(first)
         if rest is None:
+            for record in records:
+                yield record
             page = first
             while pager.wants_next(page):
                 page = await self._fetch(pager, page.number + 1)
@@ -154,10 +155,13 @@ class AsyncClient(ClientBase):
                 return await self._fetch(pager, number)
 
         numbers = iter(rest)
+        # As Client._records: the next pages are under way while the first one's customers are read.
         window: deque[asyncio.Task[Page]] = deque(
             asyncio.ensure_future(gated(n)) for n in islice(numbers, self.lookahead)
         )
         try:
+            for record in records:
+                yield record
             while window and not pager.finished:
                 page = await window.popleft()
                 if pager.behind(page):
@@ -213,11 +217,11 @@ class AsyncClient(ClientBase):
                 headers["Authorization"] = f"Bearer {token}"
             exchange.start()
             try:
-                response = await self._attempt(method, exchange.url, exchange.params, data, headers)
+                response, body = await self._attempt(method, exchange.url, exchange.params, data, headers)
             except httpx.TransportError as exc:
                 exchange.transport_failed(exc)
             else:
-                step = exchange.answered(response, generation)
+                step = exchange.answered(response, body, generation)
                 if step is _AGAIN:
                     continue
                 if step is not _RETRY:
@@ -231,9 +235,12 @@ class AsyncClient(ClientBase):
         params: list[tuple[str, Any]] | None,
         data: dict[str, str] | None,
         headers: dict[str, str],
-    ) -> httpx.Response:
-        """One attempt within ``timeout`` from connect to last byte, its body capped in size."""
-        request = self._http.build_request(method, url, params=params, data=data, headers=headers)
+    ) -> tuple[httpx.Response, bytearray]:
+        """One attempt within ``timeout`` from connect to last byte: the (closed) response and its
+        body, capped in size."""
+        target, query = request_target(url, params)
+        request = self._http.build_request(method, target, params=query, data=data, headers=headers)
+        cap = self.max_body_bytes
         try:
             async with asyncio.timeout(self.timeout):
                 response = await self._http.send(request, stream=True)
@@ -241,9 +248,11 @@ class AsyncClient(ClientBase):
                     self._check_length(response)
                     body = bytearray()
                     async for chunk in response.aiter_bytes():
-                        self._take(body, chunk, response)
+                        body += chunk
+                        if len(body) > cap:
+                            raise self._too_large(response)
                 finally:
                     await response.aclose()
         except TimeoutError:
             raise self._too_slow(request) from None
-        return self._buffered(response, bytes(body))
+        return response, body

@@ -27,7 +27,16 @@ import httpx
 
 from kql.execute import deadline, targets, timeline
 from kql.execute.auth import TokenSource
-from kql.execute.base import _AGAIN, _RETRY, CUSTOMERS_PATH, TOKEN_PATH, ClientBase, _Exchange, _Stopped
+from kql.execute.base import (
+    _AGAIN,
+    _RETRY,
+    CUSTOMERS_PATH,
+    TOKEN_PATH,
+    ClientBase,
+    _Exchange,
+    _Stopped,
+    request_target,
+)
 from kql.execute.counting import count_exact
 from kql.execute.errors import ExecutorError
 from kql.execute.pagination import Page, Pager, Record, parse_page
@@ -149,9 +158,10 @@ class Client(ClientBase):
 
     def _records(self, pager: Pager) -> Generator[Record, None, None]:
         first = self._fetch(pager, pager.first_number)
-        yield from pager.accept(first)
+        records = pager.accept(first)
         rest = pager.rest(first)
         if rest is None:  # no total_pages: one page after another while they come back full
+            yield from records
             page = first
             while pager.wants_next(page):
                 page = self._fetch(pager, page.number + 1)
@@ -163,10 +173,13 @@ class Client(ClientBase):
         numbers = iter(rest)
         pool = self._executor()
         stop = threading.Event()  # set when the stream ends: requests still retrying give up at once
+        # The next pages are asked for before the first page's customers are handed out: the
+        # reader's time on them overlaps the requests, as it does for every later page.
         window: deque[Future[Page]] = deque(
             pool.submit(self._fetch, pager, n, stop) for n in islice(numbers, self.lookahead)
         )
         try:
+            yield from records
             while window and not pager.finished:
                 page = window.popleft().result()
                 if pager.behind(page):
@@ -231,11 +244,11 @@ class Client(ClientBase):
                 headers["Authorization"] = f"Bearer {token}"
             exchange.start()
             try:
-                response = self._attempt(method, exchange.url, exchange.params, data, headers)
+                response, body = self._attempt(method, exchange.url, exchange.params, data, headers)
             except httpx.TransportError as exc:
                 exchange.transport_failed(exc)
             else:
-                step = exchange.answered(response, generation)
+                step = exchange.answered(response, body, generation)
                 if step is _AGAIN:
                     continue
                 if step is not _RETRY:
@@ -253,23 +266,28 @@ class Client(ClientBase):
         params: list[tuple[str, Any]] | None,
         data: dict[str, str] | None,
         headers: dict[str, str],
-    ) -> httpx.Response:
-        """One attempt within ``timeout`` from connect to last byte (a server trickling its headers
-        or body a byte a second is cut off: kql.execute.deadline), its body capped in size."""
-        request = self._http.build_request(method, url, params=params, data=data, headers=headers)
+    ) -> tuple[httpx.Response, bytearray]:
+        """One attempt: the (closed) response and its body, within ``timeout`` from connect to last
+        byte (a server trickling its headers or body a byte a second is cut off: kql.execute.deadline),
+        its body capped in size."""
         until = time.monotonic() + self.timeout
+        target, query = request_target(url, params)
+        request = self._http.build_request(method, target, params=query, data=data, headers=headers)
+        cap = self.max_body_bytes
         with deadline.within(self.timeout, str(self._too_slow(request))):
             response = self._http.send(request, stream=True)
             try:
                 self._check_length(response)
                 body = bytearray()
                 for chunk in response.iter_bytes():
-                    self._take(body, chunk, response)
+                    body += chunk
+                    if len(body) > cap:
+                        raise self._too_large(response)
                     if time.monotonic() > until:  # also where the backend could not be installed
                         raise self._too_slow(request)
             finally:
                 response.close()
-        return self._buffered(response, bytes(body))
+        return response, body
 
     def snapshot(self, query: str | Query, **options: Any) -> Snapshot:
         """Record who matches ``query`` (``"@vip"``, or an expression with ``name=``) in the state store.

@@ -61,20 +61,39 @@ class Page:
 
 def parse_page(number: int, payload: Any) -> Page:
     """A page from a decoded ``GET /v1/customers`` response; PaginationError if it is not one."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, list):
         raise PaginationError(f"page {number}: the response has no 'data' list")
+    # The hot loop of an export (once per customer): one dict display per record, and the
+    # checks on what JSON gives (exact str ids, dict attributes) before the general ones.
     records: list[Record] = []
-    for item in payload["data"]:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str | int):
-            raise PaginationError(f"page {number}: a resource without an id")
+    append = records.append
+    for item in data:
+        ident = item.get("id") if type(item) is dict else _ident(item)
+        if type(ident) is not str:
+            ident = _ident_text(ident, number)
         attributes = item.get("attributes")
-        record: Record = {"id": str(item["id"])}
         if isinstance(attributes, dict):
-            record.update((k, v) for k, v in attributes.items() if k != "id")
-        records.append(record)
+            record = {"id": ident, **attributes}
+            if "id" in attributes:  # the resource's id wins; it stays the first key
+                record["id"] = ident
+            append(record)
+        else:
+            append({"id": ident})
     meta = payload.get("meta")
     meta = meta if isinstance(meta, dict) else {}
     return Page(number, records, _count(meta, "total_pages"), _count(meta, "total_count"), _count(meta, "current_page"))
+
+
+def _ident(item: Any) -> Any:
+    """The ``id`` of a resource that is not a plain dict (None if it is no mapping at all)."""
+    return item.get("id") if isinstance(item, dict) else None
+
+
+def _ident_text(ident: Any, number: int) -> str:
+    if isinstance(ident, str | int):
+        return str(ident)
+    raise PaginationError(f"page {number}: a resource without an id")
 
 
 def _count(meta: Mapping[str, Any], key: str) -> int | None:
@@ -251,8 +270,10 @@ class Pager:
             raise PaginationError(
                 f"asked for page {page.number}, the server sent page {page.current_page}: pagination does not advance"
             )
-        if page.records:
-            fingerprint = hash(tuple(r["id"] for r in page.records))
+        records = page.records
+        ids = [r["id"] for r in records]
+        if ids:
+            fingerprint = hash(tuple(ids))
             earlier = self._fingerprints.get(fingerprint)
             # The same ids under the same total_count: the server ignores page[number]. (Under another
             # total, customers created between the two pages shifted a whole page: duplicates, dropped.)
@@ -260,13 +281,12 @@ class Pager:
                 raise PaginationError(f"page {page.number} repeats page {earlier[0]}: pagination does not advance")
             self._fingerprints[fingerprint] = (page.number, page.total_count)
         self.pages_seen += 1
-        records = page.records
         if self._skip and page.number == self.first_number:
             # `page N size M` above the largest page: the customers before the window are not wanted
             # (remembered, so that one pushed onto the next page is not taken for one of the window).
             for record in records[: self._skip]:
                 self._ids.add(record["id"])
-            records, self._skip = records[self._skip :], 0
+            records, ids, self._skip = records[self._skip :], ids[self._skip :], 0
         if self.total_pages is None:
             self.total_pages = page.total_pages
         elif self.is_short(page):
@@ -277,10 +297,27 @@ class Pager:
             elif page.total_count != self.first_total and self.last_total == self.first_total:
                 self.moved_to = page.total_count  # the first change: it may move back by the end
             self.last_total = page.total_count
+        if self.finished:
+            return []
+        if self.limit is not None and self.yielded + len(records) >= self.limit:
+            out = self._accept_up_to_limit(records)
+        else:
+            # The whole page fits under the limit: dedupe it in one pass (once per customer of a run).
+            repeated = self._ids.add_many(ids)
+            if repeated:
+                self.duplicates += len(repeated)
+                dropped = set(repeated)
+                records = [r for i, r in enumerate(records) if i not in dropped]
+            self.yielded += len(records)
+            out = records
+        if not out and self.total_pages is not None and page.number > self.total_pages:
+            self._stalled = True  # past the first end and nobody new: read no further
+        return out
+
+    def _accept_up_to_limit(self, records: list[Record]) -> list[Record]:
+        """The page that reaches the limit: record by record, so that ids past it are not taken."""
         out: list[Record] = []
         for record in records:
-            if self.finished:
-                break
             if not self._ids.add(record["id"]):
                 self.duplicates += 1
                 continue
@@ -288,8 +325,7 @@ class Pager:
             self.yielded += 1
             if self.limit is not None and self.yielded >= self.limit:
                 self.finished = True
-        if not out and self.total_pages is not None and page.number > self.total_pages:
-            self._stalled = True  # past the first end and nobody new: read no further
+                break
         return out
 
     def finish(self) -> int:

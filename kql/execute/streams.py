@@ -57,8 +57,10 @@ class Customers(_Progress, Iterator[Record]):
         super().__init__(pager)
         self._records = records
 
-    def __iter__(self) -> Customers:
-        return self
+    def __iter__(self) -> Iterator[Record]:
+        # The records themselves, so that a ``for`` loop reads them without a Python-level
+        # ``__next__`` call per customer; ``next(stream)`` and ``close()`` reach the same iterator.
+        return self._records
 
     def __next__(self) -> Record:
         return next(self._records)
@@ -83,8 +85,10 @@ class AsyncCustomers(_Progress, AsyncIterator[Record]):
         super().__init__(pager)
         self._records = records
 
-    def __aiter__(self) -> AsyncCustomers:
-        return self
+    def __aiter__(self) -> AsyncIterator[Record]:
+        # As Customers.__iter__: ``async for`` awaits the records' own ``__anext__``, without a
+        # coroutine of ours wrapped around each customer.
+        return self._records
 
     async def __anext__(self) -> Record:
         return await self._records.__anext__()
