@@ -332,40 +332,30 @@ class _Order:
 
 def _select_down(found: int, offset: int, count: int, nbytes: int) -> list[int]:
     """Positions of set bits number offset … offset+count−1 counted from the highest."""
-    data = found.to_bytes(nbytes, "big")
-    start, offset = _skip(data, offset)
-    picked: list[int] = []
-    for i in range(start, nbytes):
-        byte = data[i]
-        if not byte:
-            continue
-        bits = _DOWN[byte]
-        if offset >= len(bits):
-            offset -= len(bits)
-            continue
-        base = (nbytes - 1 - i) * 8
-        for b in bits[offset:]:
-            picked.append(base + b)
-            if len(picked) == count:
-                return picked
-        offset = 0
-    return picked
+    return _select(found.to_bytes(nbytes, "big"), offset, count, _DOWN, lambda i: (nbytes - 1 - i) * 8)
 
 
 def _select_up(found: int, offset: int, count: int, nbytes: int) -> list[int]:
     """Positions of set bits number offset … offset+count−1 counted from the lowest."""
-    data = found.to_bytes(nbytes, "little")
+    return _select(found.to_bytes(nbytes, "little"), offset, count, _UP, lambda i: i * 8)
+
+
+def _select(
+    data: bytes, offset: int, count: int, table: tuple[tuple[int, ...], ...], base_of: Callable[[int], int]
+) -> list[int]:
+    """Set bits number offset … offset+count−1 of ``data`` in its byte order: ``table`` gives a byte's
+    bits in that order, ``base_of`` the bit position of byte ``i``."""
     start, offset = _skip(data, offset)
     picked: list[int] = []
-    for i in range(start, nbytes):
+    for i in range(start, len(data)):
         byte = data[i]
         if not byte:
             continue
-        bits = _UP[byte]
+        bits = table[byte]
         if offset >= len(bits):
             offset -= len(bits)
             continue
-        base = i * 8
+        base = base_of(i)
         for b in bits[offset:]:
             picked.append(base + b)
             if len(picked) == count:
