@@ -167,8 +167,8 @@ def _cond(cond: Cond, reg: Registry) -> _Node:
         op = "=" if cond.form == "comparison" else None
         return _either(tuple(lit(op, (v,)) for v in dict.fromkeys(cond.values)))
     single = lit(cond.op, cond.values)
-    many = reg.find(cond.name, cond.form, cond.op, cond.enum_value, negated=False, single=False)
-    if len(cond.values) > 1 and many is None:
+    many_values = len(cond.values) > 1
+    if many_values and reg.find(cond.name, cond.form, cond.op, cond.enum_value, negated=False, single=False) is None:
         # `sent(bc_1, bc_2)`: sent any of them. (`not sent(…)` is handled when negated.)
         return _ManyValues(single)
     return single
@@ -485,11 +485,39 @@ def _branches(typed: Typed | None, reg: Registry, cap: int, query: ast.Query, no
     builder = _BranchBuilder(reg, now)
     if typed is None:
         return [Branch(Request(()))]
-    conjunctions = _simplify(_dnf(_nnf(_positive(typed, reg), False, reg), cap, query))
+    single: list[Literal] = []
+    if _one_conjunction(typed, False, reg, single):
+        conjunctions = _simplify([single])  # what the three passes below make of it, in one walk
+    else:
+        conjunctions = _simplify(_dnf(_nnf(_positive(typed, reg), False, reg), cap, query))
     if any(not conj for conj in conjunctions):
         return [Branch(Request(()))]  # a tautology: every customer
     built = (builder.build(conj) for conj in conjunctions)
     return [b for b in built if b is not None]
+
+
+def _one_conjunction(typed: Typed, negate: bool, reg: Registry, out: list[Literal]) -> bool:
+    """Append the literals of ``typed`` (negated when ``negate``) to ``out`` when its normal
+    form is one conjunction — the usual query, and every query one request answers; False
+    when it has an `or` anywhere (then ``out`` is to be dropped and the general passes run).
+
+    The same literals in the same order as ``_dnf(_nnf(_positive(typed)))``: an `and` whose
+    parts each have one conjunction is their concatenation, and no step can exceed a cap.
+    """
+    if isinstance(typed, TAnd | TOr):
+        if isinstance(typed, TAnd) == negate:  # `a or b`, `not (a and b)`: a disjunction
+            return False
+        return all(_one_conjunction(item, negate, reg, out) for item in typed.items)
+    if isinstance(typed, TNot):
+        return _one_conjunction(typed.item, not negate, reg, out)
+    return _flat(_nnf(_positive(typed, reg), negate, reg), out)
+
+
+def _flat(node: _Node, out: list[Literal]) -> bool:
+    if isinstance(node, Lit | LocalLit):
+        out.append(node)
+        return True
+    return isinstance(node, _And) and all(_flat(item, out) for item in node.items)
 
 
 def _needed_attributes(branches: Sequence[Branch], sort: str | None) -> list[str]:
