@@ -12,7 +12,7 @@ set of expected terminals Lark would give, so the parser's messages are unchange
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from kql.language.lexer import BAD_CHARACTER
 
@@ -20,6 +20,16 @@ from kql.language.lexer import BAD_CHARACTER
 Reduce = tuple[int, str, Callable[[list[Any]], Any] | None]
 # state -> symbol -> the next state's row (a shift, or a goto after a reduction) or a Reduce.
 Table = dict[Any, dict[str, Any]]
+
+
+PASSES_CHILD = "_kql_passes_child"
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def passes_child(builder: _F) -> _F:
+    """Marks a rule builder that returns its one child unchanged: the loop skips calling it."""
+    setattr(builder, PASSES_CHILD, True)
+    return builder
 
 
 class _Token(str):
@@ -71,7 +81,10 @@ class Driver:
         def reduce(rule: Any) -> Reduce:
             build = callbacks[rule]
             # `?rule` with one child (`value: INT`, `unary: atom`) hands the child on: no call needed.
-            passes = isinstance(build, expand_single_child) and len(rule.expansion) == 1
+            # So does a builder marked ``passes_child`` (``op: "=" | …`` returns its token).
+            passes = len(rule.expansion) == 1 and (
+                isinstance(build, expand_single_child) or getattr(build, PASSES_CHILD, False)
+            )
             return (len(rule.expansion), rule.origin.name, None if passes else build)
 
         # Each state is its dict of actions; a shift or goto points at the next state's dict, so

@@ -27,6 +27,7 @@ import attrs
 
 from kql.language import ast
 from kql.language.errors import NOT_UNICODE, KQLError, Span
+from kql.language.lalr import passes_child
 
 MAX_QUERY_LENGTH = 10_000
 MAX_DEPTH = 64
@@ -199,6 +200,7 @@ class _Builder:
         left, inner, right = children
         return attrs.evolve(inner, span=Span(left.start_pos, right.end_pos))
 
+    @passes_child
     def op(self, children: list[Any]) -> Any:
         return children[0]
 

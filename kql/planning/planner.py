@@ -22,8 +22,7 @@ The planner never touches the network; the executor runs the plan.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -252,7 +251,8 @@ def _simplify(conjunctions: list[list[Literal]]) -> list[list[Literal]]:
     if len(conjunctions) == 1:
         # One conjunction (every query one request can answer): nothing to absorb or join.
         order = {lit: i for i, lit in enumerate(dict.fromkeys(conjunctions[0]))}
-        if any(lit.flipped() in order for lit in order):
+        # `x and not x`: one of the two is negated, so looking from the negated ones finds it.
+        if any(lit.flipped() in order for lit in order if lit.negated):
             return []
         return [sorted(order, key=lambda lit: (lit.position, order[lit]))]
     # First appearance, in the order the normal form lists them (the query's order), for
@@ -457,14 +457,24 @@ def _large_page(checked: Validated, source: str | None) -> KQLError:
     return warning.with_source(source) if source is not None else warning
 
 
-@contextmanager
-def carets(source: str | None) -> Iterator[None]:
-    """Errors raised inside carry ``source`` (the query text), so they render with carets."""
-    try:
-        yield
-    except KQLError as error:
-        if source is None or error.source is not None:
-            raise
+class carets:  # lower case: used as a function, `with carets(source):`
+    """Errors raised inside carry ``source`` (the query text), so they render with carets.
+
+    A class rather than ``@contextmanager``: it wraps every compile twice, and a generator-based
+    context manager costs a generator and several calls per use."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        source = self.source
+        if source is None or not isinstance(error, KQLError) or error.source is not None:
+            return  # nothing to add: the exception (if any) goes on as it is
         raise error.with_source(source) from None
 
 
