@@ -159,6 +159,9 @@ def _name(token: Any) -> ast.Name:
     return ast.Name(str(token), span=_span(token))
 
 
+_CLAUSES = (ast.Sort, ast.Select, ast.Limit, ast.Page)  # a tuple: `A | B` builds a union per call
+
+
 class _Builder:
     """Lark callbacks, one per grammar rule alias, each building one AST node."""
 
@@ -166,7 +169,7 @@ class _Builder:
         expr = None
         clauses: dict[str, Any] = {}
         for child in children:
-            if isinstance(child, ast.Sort | ast.Select | ast.Limit | ast.Page):
+            if isinstance(child, _CLAUSES):
                 key = type(child).__name__.lower()
                 if key in clauses:
                     raise KQLError(

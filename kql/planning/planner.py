@@ -101,6 +101,8 @@ class LocalLit:
 
 
 Literal: TypeAlias = Lit | LocalLit
+# For isinstance() in the normal form's loops: a tuple, where `Lit | LocalLit` builds a union per call.
+_LITERALS = (Lit, LocalLit)
 
 
 @attrs.frozen(slots=True)
@@ -181,7 +183,7 @@ def _nnf(node: Any, negate: bool, reg: Registry) -> _Node:
     """Push every `not` down to the literals (De Morgan)."""
     if isinstance(node, _Not):
         return _nnf(node.item, not negate, reg)
-    if isinstance(node, _And | _Or):
+    if isinstance(node, (_And, _Or)):
         items = tuple(_nnf(i, negate, reg) for i in node.items)
         flip = isinstance(node, _And) == negate
         return _Or(items) if flip else _And(items)
@@ -191,7 +193,7 @@ def _nnf(node: Any, negate: bool, reg: Registry) -> _Node:
             return lit  # `not sent(bc_1, bc_2)` is one parameter
         singles = tuple(attrs.evolve(lit, values=(v,)) for v in lit.values)
         return _And(singles) if negate else _Or(singles)
-    if isinstance(node, Lit | LocalLit):
+    if isinstance(node, _LITERALS):
         return node.flipped() if negate else node
     raise TypeError(node)
 
@@ -203,7 +205,7 @@ def _dnf(node: _Node, cap: int, query: ast.Query) -> list[list[Literal]]:
     absorption, `x or not x`) never counts against it; an unsimplified step may grow
     to RAW_FACTOR times the cap before it is refused, which bounds the work.
     """
-    if isinstance(node, Lit | LocalLit):
+    if isinstance(node, _LITERALS):
         return [[node]]
     if isinstance(node, _Or):
         conjunctions = [conj for item in node.items for conj in _dnf(item, cap, query)]
@@ -514,7 +516,7 @@ def _one_conjunction(typed: Typed, negate: bool, reg: Registry, out: list[Litera
     The same literals in the same order as ``_dnf(_nnf(_positive(typed)))``: an `and` whose
     parts each have one conjunction is their concatenation, and no step can exceed a cap.
     """
-    if isinstance(typed, TAnd | TOr):
+    if isinstance(typed, (TAnd, TOr)):
         if isinstance(typed, TAnd) == negate:  # `a or b`, `not (a and b)`: a disjunction
             return False
         return all(_one_conjunction(item, negate, reg, out) for item in typed.items)
@@ -524,7 +526,7 @@ def _one_conjunction(typed: Typed, negate: bool, reg: Registry, out: list[Litera
 
 
 def _flat(node: _Node, out: list[Literal]) -> bool:
-    if isinstance(node, Lit | LocalLit):
+    if isinstance(node, _LITERALS):
         out.append(node)
         return True
     return isinstance(node, _And) and all(_flat(item, out) for item in node.items)
