@@ -151,3 +151,17 @@ def test_more_than_one_request_points_to_explain_and_run(text: str) -> None:
     for error in caught.value.errors:
         assert error.code in {"E301", "E302", "E303", "E304", "E305", "E306"}
         assert error.hint is not None and "kql explain shows the plan, kql run runs it" in error.hint
+
+
+_VALUES = ["smith", "100", "2024-01-31T10:00:00+01:00", "a,b@c:d/e", "-7.5_~", "Main St", "a+b&c=d#e%f;g"]
+
+
+@pytest.mark.parametrize("value", [*_VALUES, "é", "ü@x", "", "a\nb"])
+def test_encode_plain_values_shortcut_agrees_with_quote(value: str) -> None:
+    # encode() skips quote() for values made of characters it never escapes: same text either way.
+    from urllib.parse import quote
+
+    from kql.planning.plan import encode
+
+    expected = f"{quote('has_all_tag_id[]', safe='[]')}={quote(value, safe=',@:/')}"
+    assert encode([("has_all_tag_id[]", value)]) == expected

@@ -395,3 +395,45 @@ def test_a_long_or_gets_its_own_hint() -> None:
     with pytest.raises(kql.KQLError) as caught:
         plan(" or ".join(f"opened(bc_{i})" for i in range(1, 40)))
     assert caught.value.code == "E307" and caught.value.hint is not None and "at most 32 parts" in caught.value.hint
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(expressions)
+def test_one_conjunction_walk_gives_what_the_general_passes_give(text: str) -> None:
+    # The planner's one-walk path for a single conjunction must agree, literal for literal and
+    # in order, with the normal-form passes it skips; and refuse every query they expand to more.
+    from kql.planning.planner import _dnf, _nnf, _one_conjunction, _positive
+
+    reg = registry()
+    typed = validate(kql.parse(text), text).filter
+    assert typed is not None
+    general = _dnf(_nnf(_positive(typed, reg), False, reg), 10**6, kql.parse(text))
+    walked: list[Any] = []
+    if _one_conjunction(typed, False, reg, walked):
+        assert [walked] == general
+    else:
+        assert len(general) > 1
+
+
+def test_validating_parsed_text_walks_its_depth_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The parser bounds nesting (E007); validate() is told so and does not walk the tree again.
+    from kql.language import ast
+
+    calls: list[object] = []
+    depth = ast.depth
+    monkeypatch.setattr(ast, "depth", lambda expr: calls.append(expr) or depth(expr))
+    kql.compile("has_tag(tag_1) and (not opened(bc_1) and subscribed)")
+    assert len(calls) == 1
+    calls.clear()
+    with pytest.raises(kql.KQLError) as caught:
+        validate(ast.Query(filter=_nested(70)))  # built in code: validate() checks it itself
+    assert caught.value.code == "E007" and len(calls) == 1
+
+
+def _nested(levels: int) -> Any:
+    from kql.language import ast
+
+    node: Any = ast.Flag(ast.Name("subscribed"))
+    for _ in range(levels):
+        node = ast.Not(node)
+    return node

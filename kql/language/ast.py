@@ -226,15 +226,24 @@ def walk(expr: Expr) -> Iterator[Expr]:
             stack.append(node.item)
 
 
+# isinstance() with a tuple: `A | B` would build a union object on every call, per node.
+_OPERATORS = (And, Or, Not)
+
+
 def depth(expr: Expr) -> int:
     """Nesting depth of ``expr`` (an atom is 1), computed without recursion."""
-    deepest = 0
-    stack: list[tuple[Expr, int]] = [(expr, 1)]
+    deepest = 1
+    # Only the operators go on the stack: an atom under one at ``level`` is ``level + 1`` deep, and
+    # most of a query's nodes are atoms (this runs for every parsed query).
+    stack: list[tuple[And | Or | Not, int]] = [(expr, 1)] if isinstance(expr, _OPERATORS) else []
     while stack:
         node, level = stack.pop()
-        deepest = max(deepest, level)
-        if isinstance(node, And | Or):
-            stack.extend((item, level + 1) for item in node.items)
-        elif isinstance(node, Not):
-            stack.append((node.item, level + 1))
+        level += 1
+        for item in node.items if not isinstance(node, Not) else (node.item,):
+            if isinstance(item, _OPERATORS):
+                stack.append((item, level))
+            elif level > deepest:
+                deepest = level
+        if level - 1 > deepest:
+            deepest = level - 1
     return deepest

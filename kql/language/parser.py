@@ -27,6 +27,7 @@ import attrs
 
 from kql.language import ast
 from kql.language.errors import NOT_UNICODE, KQLError, Span
+from kql.language.lalr import passes_child
 
 MAX_QUERY_LENGTH = 10_000
 MAX_DEPTH = 64
@@ -158,6 +159,9 @@ def _name(token: Any) -> ast.Name:
     return ast.Name(str(token), span=_span(token))
 
 
+_CLAUSES = (ast.Sort, ast.Select, ast.Limit, ast.Page)  # a tuple: `A | B` builds a union per call
+
+
 class _Builder:
     """Lark callbacks, one per grammar rule alias, each building one AST node."""
 
@@ -165,7 +169,7 @@ class _Builder:
         expr = None
         clauses: dict[str, Any] = {}
         for child in children:
-            if isinstance(child, ast.Sort | ast.Select | ast.Limit | ast.Page):
+            if isinstance(child, _CLAUSES):
                 key = type(child).__name__.lower()
                 if key in clauses:
                     raise KQLError(
@@ -199,6 +203,7 @@ class _Builder:
         left, inner, right = children
         return attrs.evolve(inner, span=Span(left.start_pos, right.end_pos))
 
+    @passes_child
     def op(self, children: list[Any]) -> Any:
         return children[0]
 

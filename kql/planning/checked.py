@@ -18,7 +18,9 @@ def check(text_or_query: str | ast.Query, segments: Segments | None, reg: Regist
     """The front half shared by the compiler and the planner: parse, expand segments, validate."""
     source = text_or_query if isinstance(text_or_query, str) else None
     query = parse(text_or_query) if isinstance(text_or_query, str) else text_or_query
-    return validate(expand(query, segments, source), source, reg)
+    # Parsed text, and any expansion of segments, are bounded in depth already (E007).
+    bounded = source is not None or segments is not None
+    return validate(expand(query, segments, source), source, reg, depth_checked=bounded)
 
 
 def expand(query: ast.Query, segments: Segments | None, source: str | None) -> ast.Query:

@@ -12,6 +12,8 @@ module and never the planner.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -233,4 +235,18 @@ def encode(params: Sequence[Param]) -> str:
     Brackets in names and ``,@:/`` in values stay readable; everything else that
     could end a value or change a parameter (``& = # + % ;`` and spaces) is escaped.
     """
-    return "&".join(f"{quote(name, safe='[]')}={quote(value, safe=',@:/')}" for name, value in params)
+    return "&".join(f"{_quote_name(name)}={_quote_value(value)}" for name, value in params)
+
+
+# What quote() never escapes (letters, digits, ``_.-~``) plus the value's ``safe`` set: a value
+# made only of these is its own encoding, and most are (ids, numbers, dates, plain words).
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.~,@:/-]*").fullmatch
+
+
+@functools.lru_cache(maxsize=1024)  # names come from the registry: a small set
+def _quote_name(name: str) -> str:
+    return quote(name, safe="[]")
+
+
+def _quote_value(value: str) -> str:
+    return value if _PLAIN_VALUE(value) is not None else quote(value, safe=",@:/")

@@ -22,8 +22,7 @@ The planner never touches the network; the executor runs the plan.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -102,6 +101,8 @@ class LocalLit:
 
 
 Literal: TypeAlias = Lit | LocalLit
+# For isinstance() in the normal form's loops: a tuple, where `Lit | LocalLit` builds a union per call.
+_LITERALS = (Lit, LocalLit)
 
 
 @attrs.frozen(slots=True)
@@ -167,8 +168,8 @@ def _cond(cond: Cond, reg: Registry) -> _Node:
         op = "=" if cond.form == "comparison" else None
         return _either(tuple(lit(op, (v,)) for v in dict.fromkeys(cond.values)))
     single = lit(cond.op, cond.values)
-    many = reg.find(cond.name, cond.form, cond.op, cond.enum_value, negated=False, single=False)
-    if len(cond.values) > 1 and many is None:
+    many_values = len(cond.values) > 1
+    if many_values and reg.find(cond.name, cond.form, cond.op, cond.enum_value, negated=False, single=False) is None:
         # `sent(bc_1, bc_2)`: sent any of them. (`not sent(…)` is handled when negated.)
         return _ManyValues(single)
     return single
@@ -182,7 +183,7 @@ def _nnf(node: Any, negate: bool, reg: Registry) -> _Node:
     """Push every `not` down to the literals (De Morgan)."""
     if isinstance(node, _Not):
         return _nnf(node.item, not negate, reg)
-    if isinstance(node, _And | _Or):
+    if isinstance(node, (_And, _Or)):
         items = tuple(_nnf(i, negate, reg) for i in node.items)
         flip = isinstance(node, _And) == negate
         return _Or(items) if flip else _And(items)
@@ -192,7 +193,7 @@ def _nnf(node: Any, negate: bool, reg: Registry) -> _Node:
             return lit  # `not sent(bc_1, bc_2)` is one parameter
         singles = tuple(attrs.evolve(lit, values=(v,)) for v in lit.values)
         return _And(singles) if negate else _Or(singles)
-    if isinstance(node, Lit | LocalLit):
+    if isinstance(node, _LITERALS):
         return node.flipped() if negate else node
     raise TypeError(node)
 
@@ -204,7 +205,7 @@ def _dnf(node: _Node, cap: int, query: ast.Query) -> list[list[Literal]]:
     absorption, `x or not x`) never counts against it; an unsimplified step may grow
     to RAW_FACTOR times the cap before it is refused, which bounds the work.
     """
-    if isinstance(node, Lit | LocalLit):
+    if isinstance(node, _LITERALS):
         return [[node]]
     if isinstance(node, _Or):
         conjunctions = [conj for item in node.items for conj in _dnf(item, cap, query)]
@@ -252,7 +253,8 @@ def _simplify(conjunctions: list[list[Literal]]) -> list[list[Literal]]:
     if len(conjunctions) == 1:
         # One conjunction (every query one request can answer): nothing to absorb or join.
         order = {lit: i for i, lit in enumerate(dict.fromkeys(conjunctions[0]))}
-        if any(lit.flipped() in order for lit in order):
+        # `x and not x`: one of the two is negated, so looking from the negated ones finds it.
+        if any(lit.flipped() in order for lit in order if lit.negated):
             return []
         return [sorted(order, key=lambda lit: (lit.position, order[lit]))]
     # First appearance, in the order the normal form lists them (the query's order), for
@@ -457,14 +459,24 @@ def _large_page(checked: Validated, source: str | None) -> KQLError:
     return warning.with_source(source) if source is not None else warning
 
 
-@contextmanager
-def carets(source: str | None) -> Iterator[None]:
-    """Errors raised inside carry ``source`` (the query text), so they render with carets."""
-    try:
-        yield
-    except KQLError as error:
-        if source is None or error.source is not None:
-            raise
+class carets:  # lower case: used as a function, `with carets(source):`
+    """Errors raised inside carry ``source`` (the query text), so they render with carets.
+
+    A class rather than ``@contextmanager``: it wraps every compile twice, and a generator-based
+    context manager costs a generator and several calls per use."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        source = self.source
+        if source is None or not isinstance(error, KQLError) or error.source is not None:
+            return  # nothing to add: the exception (if any) goes on as it is
         raise error.with_source(source) from None
 
 
@@ -485,11 +497,39 @@ def _branches(typed: Typed | None, reg: Registry, cap: int, query: ast.Query, no
     builder = _BranchBuilder(reg, now)
     if typed is None:
         return [Branch(Request(()))]
-    conjunctions = _simplify(_dnf(_nnf(_positive(typed, reg), False, reg), cap, query))
+    single: list[Literal] = []
+    if _one_conjunction(typed, False, reg, single):
+        conjunctions = _simplify([single])  # what the three passes below make of it, in one walk
+    else:
+        conjunctions = _simplify(_dnf(_nnf(_positive(typed, reg), False, reg), cap, query))
     if any(not conj for conj in conjunctions):
         return [Branch(Request(()))]  # a tautology: every customer
     built = (builder.build(conj) for conj in conjunctions)
     return [b for b in built if b is not None]
+
+
+def _one_conjunction(typed: Typed, negate: bool, reg: Registry, out: list[Literal]) -> bool:
+    """Append the literals of ``typed`` (negated when ``negate``) to ``out`` when its normal
+    form is one conjunction — the usual query, and every query one request answers; False
+    when it has an `or` anywhere (then ``out`` is to be dropped and the general passes run).
+
+    The same literals in the same order as ``_dnf(_nnf(_positive(typed)))``: an `and` whose
+    parts each have one conjunction is their concatenation, and no step can exceed a cap.
+    """
+    if isinstance(typed, (TAnd, TOr)):
+        if isinstance(typed, TAnd) == negate:  # `a or b`, `not (a and b)`: a disjunction
+            return False
+        return all(_one_conjunction(item, negate, reg, out) for item in typed.items)
+    if isinstance(typed, TNot):
+        return _one_conjunction(typed.item, not negate, reg, out)
+    return _flat(_nnf(_positive(typed, reg), negate, reg), out)
+
+
+def _flat(node: _Node, out: list[Literal]) -> bool:
+    if isinstance(node, _LITERALS):
+        out.append(node)
+        return True
+    return isinstance(node, _And) and all(_flat(item, out) for item in node.items)
 
 
 def _needed_attributes(branches: Sequence[Branch], sort: str | None) -> list[str]:

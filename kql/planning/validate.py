@@ -85,13 +85,17 @@ def validate(
     source: str | None = None,
     reg: Registry | None = None,
     segments: Collection[str] | None = None,
+    *,
+    depth_checked: bool = False,
 ) -> Validated:
     """Check ``query`` against the registry; raise every problem found at once.
 
     ``@name`` references are accepted when ``name`` is in ``segments`` (used to
-    check a segment on its own, before expansion).
+    check a segment on its own, before expansion). ``depth_checked``: the caller has
+    already bounded the nesting (the parser does for text), so it is not walked again.
     """
-    _check_depth(query, source)
+    if not depth_checked:
+        _check_depth(query, source)
     checker = _Checker(reg or registry(), segments)
     typed = checker.expr(query.filter) if query.filter is not None else None
     sort = checker.sort(query.sort)
