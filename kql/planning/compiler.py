@@ -16,7 +16,7 @@ from kql.language import ast
 from kql.language.errors import KQLError, Span, raise_all
 from kql.language.formatter import format_expr
 from kql.planning.checked import check
-from kql.planning.plan import Param, Plan, encode
+from kql.planning.plan import LARGEST_PAGE_SIZE, Param, Plan, encode
 from kql.planning.planner import carets, plan_checked
 from kql.planning.sends import Send, merge_sends
 from kql.planning.validate import Cond, Local, TAnd, TNot, TOr, Typed, Validated
@@ -87,9 +87,28 @@ def compile_query(
             raise
         plan = None  # too many branches to plan: still, say why it is not one request
     if plan is not None and (plan.single_request or plan.matches_nothing):
-        return Compiled.of(plan)
+        compiled = Compiled.of(plan)
+        if plan.single_request and checked.page is not None and checked.page[1] > LARGEST_PAGE_SIZE:
+            # About the literal request compile prints; a run pages it itself, so a plan has no such warning.
+            compiled = attrs.evolve(compiled, warnings=(*compiled.warnings, _large_page(checked, source)))
+        return compiled
     raise_all(_why_not_one_request(checked, plan, reg), source)
     raise AssertionError("unreachable: raise_all raises for a non-empty list")
+
+
+def _large_page(checked: Validated, source: str | None) -> KQLError:
+    """W002: the printed request asks for more than LARGEST_PAGE_SIZE customers at once."""
+    assert checked.page is not None and checked.query.page is not None
+    number, size = checked.page
+    warning = KQLError(
+        "W002",
+        f"page[size]={size} is above {LARGEST_PAGE_SIZE}, the largest page kql asks for: the API may refuse it "
+        "(its maximum is not documented)",
+        checked.query.page.span,
+        f"kql run fetches customers {(number - 1) * size + 1:,}–{number * size:,} as pages of "
+        f"{LARGEST_PAGE_SIZE} (--max-page-size) and returns exactly those",
+    )
+    return warning.with_source(source) if source is not None else warning
 
 
 def _why_not_one_request(checked: Validated, plan: Plan | None, reg: Registry) -> list[KQLError]:

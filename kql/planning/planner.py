@@ -32,7 +32,7 @@ from kql.language import ast
 from kql.language.errors import KQLError
 from kql.language.formatter import format_expr
 from kql.planning.checked import check
-from kql.planning.plan import DEFAULT_ORDER, LARGEST_PAGE_SIZE, Branch, LocalFilter, Plan, Request
+from kql.planning.plan import DEFAULT_ORDER, Branch, LocalFilter, Plan, Request
 from kql.planning.sends import Send, merge_sends
 from kql.planning.validate import Cond, Local, TAnd, TNot, TOr, Typed, Validated
 from kql.registry import Filter, Registry, registry
@@ -438,25 +438,8 @@ def plan_checked(
         page=checked.page,
         warnings=checked.warnings,
     )
-    if result.single_request and checked.page is not None and checked.page[1] > LARGEST_PAGE_SIZE:
-        result = attrs.evolve(result, warnings=(*result.warnings, _large_page(checked, source)))
     check_budget(result, max_requests, source)
     return result
-
-
-def _large_page(checked: Validated, source: str | None) -> KQLError:
-    """W002: the one request asks for more than LARGEST_PAGE_SIZE customers at once."""
-    assert checked.page is not None and checked.query.page is not None
-    number, size = checked.page
-    warning = KQLError(
-        "W002",
-        f"page[size]={size} is above {LARGEST_PAGE_SIZE}, the largest page kql asks for: the API may refuse it "
-        "(its maximum is not documented)",
-        checked.query.page.span,
-        f"kql run fetches customers {(number - 1) * size + 1:,}–{number * size:,} as pages of "
-        f"{LARGEST_PAGE_SIZE} (--max-page-size) and returns exactly those",
-    )
-    return warning.with_source(source) if source is not None else warning
 
 
 class carets:  # lower case: used as a function, `with carets(source):`

@@ -198,6 +198,7 @@ def test_large_page_warns_at_compile_and_is_the_same_customers_run(sb: Any) -> N
     assert compiled.params == [("page[number]", "2"), ("page[size]", "150")]  # the literal request
     assert [w.code for w in compiled.warnings] == ["W002"] and "the API may refuse" in compiled.warnings[0].message
     assert not kql.compile("page 2 size 100").warnings
+    assert not kql.plan("page 2 size 150").warnings  # the run pages it itself: nothing to warn about there
     with pytest.raises(httpx.HTTPStatusError):
         plain(sb, compiled.params)  # the sandbox's maximum is 100, as kql's
     newest = everyone(sb)
