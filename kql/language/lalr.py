@@ -72,7 +72,6 @@ class Driver:
         callbacks = parser.callbacks
         (start,) = frontend.parser_conf.start
         lexer = frontend.lexer.lexer
-        self.lex = lexer.lex
         # The lexer's master pattern and keywords, read inline by ``parse`` (one match per token).
         self._match = lexer._master.match
         self._keywords = lexer.keywords
