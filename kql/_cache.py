@@ -1,9 +1,9 @@
 """Derived data kept between runs, so that start-up does not rebuild it.
 
-Two things are worth keeping: the parser's code (generated from grammar/kql.lark by Lark,
-see ``kql.language.parser``) and the registry's parsed TOML. Each is one ``marshal`` file
-stamped with what it was derived from (the source text itself, the Python and kql versions),
-and is used only when the stamp matches, the way Python checks a ``.pyc``.
+Two things are worth keeping: the parser's tables (read off Lark's LALR parser for
+grammar/kql.lark, see ``kql.language.tables``) and the registry's parsed TOML. Each is one
+``marshal`` file stamped with what it was derived from (the source text itself, the Python and
+kql versions), and is used only when the stamp matches, the way Python checks a ``.pyc``.
 
 Where: ``$KQL_CACHE_DIR`` if set; else ``kql/__pycache__`` next to the sources (where Python
 keeps kql's byte-code); else, when kql's folder is read-only or Python is told not to write

@@ -20,7 +20,9 @@ from kql.registry.loader import load_registry, registry
 
 # Imported by neither command once the cache is warm (lark generates the parser the first time).
 NOT_FOR_COMPILE = {
-    "lark",  # the parser is Lark's standalone code, loaded from the cache
+    "lark",  # the parser's tables are plain data, loaded from the cache and run by kql.language.lalr
+    "logging",  # imported by Lark's runtime (standalone or not): its code never runs on a warm start
+    "pickle",
     "tomllib",  # the registry's parsed TOML is cached
     "pathlib",
     "platformdirs",
@@ -32,7 +34,12 @@ NOT_FOR_COMPILE = {
     "kql.cli.run",  # kql run's options are not built for kql compile
     "kql.cli.completion_scripts",
 }
-NOT_FOR_COMPLETE = NOT_FOR_COMPILE - {"kql.cli.completion_scripts"} | {"kql.planning.validate", "kql.planning.planner"}
+NOT_FOR_COMPLETE = NOT_FOR_COMPILE - {"kql.cli.completion_scripts"} | {
+    "kql.planning.validate",
+    "kql.planning.planner",
+    "kql.language.parser",  # completion recognises a prefix over the tables: it builds no tree
+    "kql.language.ast",
+}
 
 
 def _imported(argv: list[str], cache: Path) -> set[str]:
@@ -159,3 +166,28 @@ def test_nothing_is_written_beside_the_sources_when_python_is_told_not_to(
     assert _cache.store("thing", ("s",), [1])
     assert [p.name for p in (tmp_path / "user").iterdir()] == [_cache._file_name("thing")]
     assert _cache.load("thing", ("s",)) == [1]
+
+
+def test_the_parser_tables_come_from_the_cache_until_their_sources_change(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kql.language import tables
+
+    made = tables.tables.__wrapped__()  # a cold cache: generated with Lark, and stored
+    assert [p.name.split(".")[0] for p in cache_dir.iterdir()] == ["kql-parser"]
+
+    def no_lark(text: str) -> None:
+        raise AssertionError("generated again")
+
+    monkeypatch.setattr(tables, "generate", no_lark)
+    assert tables.tables.__wrapped__() == made  # warm: read back, not generated
+    grammar = tables.grammar()
+    monkeypatch.setattr(tables, "grammar", lambda: grammar + "\n// edited\n")  # the grammar changed
+    with pytest.raises(AssertionError, match="generated again"):
+        tables.tables.__wrapped__()
+    monkeypatch.setattr(tables, "grammar", lambda: grammar)
+    generator = cache_dir.parent / "lexer.py"  # so did the code the tables are derived by
+    generator.write_text("", encoding="utf-8")
+    monkeypatch.setattr(tables, "_generator_files", lambda: (str(generator),))
+    with pytest.raises(AssertionError, match="generated again"):
+        tables.tables.__wrapped__()
