@@ -33,6 +33,9 @@ NOT_FOR_COMPILE = {
     "kql.planning.names",  # names are resolved by kql run, not kql compile
     "kql.cli.run",  # kql run's options are not built for kql compile
     "kql.cli.completion_scripts",
+    "urllib.parse",  # only a value that needs escaping is quoted
+    "ipaddress",  # (urllib.parse imports it)
+    "datetime",  # only a query with a date reads one, or asks what day it is
 }
 NOT_FOR_COMPLETE = NOT_FOR_COMPILE - {"kql.cli.completion_scripts"} | {
     "kql.planning.validate",
@@ -63,6 +66,26 @@ def test_compile_without_segments_imports_only_what_it_uses(tmp_path: Path) -> N
     loaded = _imported(["compile", "site = 123 and has_tag(5) and net_revenue > 100"], tmp_path)
     assert "kql.planning.compiler" in loaded  # the command did run
     assert sorted(NOT_FOR_COMPILE & loaded) == []
+
+
+def test_a_query_without_amounts_does_not_import_decimal(tmp_path: Path) -> None:
+    assert "decimal" not in _imported(["compile", "has_tag(5) and opened(bc_9)"], tmp_path)
+    assert "decimal" in _imported(["compile", "net_revenue > 100 and net_revenue > 50"], tmp_path)
+
+
+def test_the_command_takes_what_its_imports_made_out_of_the_collectors_sight() -> None:
+    code = "import gc, sys\nfrom kql.cli.app import main\nsys.argv = ['kql', 'compile', 'x = 1']\nstatus = main()\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code + "print(gc.get_freeze_count() > 1000)"], capture_output=True, text=True
+    )
+    assert done.stdout.split()[-1] == "True", done.stderr
+    # A caller of main(argv) in its own process (a test, an embedding) keeps its collector as it was.
+    done = subprocess.run(
+        [sys.executable, "-c", code.replace("main()", "main(['compile', 'x = 1'])") + "print(gc.get_freeze_count())"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout.split()[-1] == "0", done.stderr
 
 
 def test_a_tab_imports_only_what_completion_uses(tmp_path: Path) -> None:

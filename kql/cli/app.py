@@ -11,6 +11,7 @@ talk HTTP live in their own modules and are imported only when used, so
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import importlib.util
 import sys
@@ -283,6 +284,11 @@ def _read_expr(expr: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the process is the `kql` command (not a caller in its own process)
+        # What the imports made (modules, classes, functions, the tables) lives until exit: moved
+        # out of the collector's sight, it is not traversed again by each full collection nor at
+        # exit. A tenth of `kql compile`'s instructions went there.
+        gc.freeze()
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["complete"]:  # a TAB: answered without building every command's parser
         from kql.cli import completion_scripts

@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from kql.language import ast
-from kql.language.errors import NOT_UNICODE, KQLError, Span
+from kql.language.errors import KQLError, Span, first_not_unicode
 from kql.language.lalr import Driver, UnexpectedToken, passes_child
 from kql.language.limits import MAX_DEPTH, MAX_DIGITS, MAX_QUERY_LENGTH
 from kql.language.tables import lexer as _lexer
@@ -296,12 +296,12 @@ def parse(text: str) -> ast.Query:
 
 
 def _check_text(text: str) -> None:
-    bad = NOT_UNICODE.search(text)
+    bad = first_not_unicode(text)
     if bad is not None:
         raise KQLError(
             "E001",
             "the query contains a byte that is not UTF-8 text",
-            Span(bad.start(), bad.end()),
+            Span(bad, bad + 1),
             "write the query in UTF-8 (check the terminal's or the file's encoding)",
         )
 

@@ -16,7 +16,6 @@ import functools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
-from urllib.parse import quote
 
 import attrs
 
@@ -243,10 +242,20 @@ def encode(params: Sequence[Param]) -> str:
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.~,@:/-]*").fullmatch
 
 
+# The same for a parameter's name, whose ``safe`` set is the brackets (``filter[site_id]``).
+_PLAIN_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~-[]")
+
+
 @functools.lru_cache(maxsize=1024)  # names come from the registry: a small set
 def _quote_name(name: str) -> str:
-    return quote(name, safe="[]")
+    return name if _PLAIN_NAME.issuperset(name) else _quote(name, "[]")
 
 
 def _quote_value(value: str) -> str:
-    return value if _PLAIN_VALUE(value) is not None else quote(value, safe=",@:/")
+    return value if _PLAIN_VALUE(value) is not None else _quote(value, ",@:/")
+
+
+def _quote(text: str, safe: str) -> str:
+    from urllib.parse import quote  # only for what needs escaping: urllib.parse costs start-up time
+
+    return quote(text, safe=safe)
