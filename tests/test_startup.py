@@ -36,6 +36,7 @@ NOT_FOR_COMPILE = {
     "urllib.parse",  # only a value that needs escaping is quoted
     "ipaddress",  # (urllib.parse imports it)
     "datetime",  # only a query with a date reads one, or asks what day it is
+    "shutil",  # argparse's formatter would import it for the terminal's width (kql.cli.helpformat)
 }
 NOT_FOR_COMPLETE = NOT_FOR_COMPILE - {"kql.cli.completion_scripts"} | {
     "kql.planning.validate",
@@ -103,6 +104,25 @@ def test_a_segment_query_still_reads_the_segments_file(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "filter[net_revenue_greater_than]=500"
+
+
+@pytest.mark.parametrize("columns", ["", "40", "200", "junk"])
+def test_help_is_formatted_as_argparse_formats_it(monkeypatch: pytest.MonkeyPatch, columns: str) -> None:
+    import argparse
+
+    from kql.cli import app, helpformat
+
+    monkeypatch.setenv("COLUMNS", columns)
+    helpformat.columns.cache_clear()
+    try:
+        ours = app._parser(None)
+        monkeypatch.setattr(app, "RawDescriptionHelpFormatter", argparse.RawDescriptionHelpFormatter)
+        theirs = app._parser(None)
+        assert ours.format_help() == theirs.format_help()
+        for name, sub in app._commands(ours).choices.items():
+            assert sub.format_help() == app._commands(theirs).choices[name].format_help(), name
+    finally:
+        helpformat.columns.cache_clear()
 
 
 # ---- the cache ----------------------------------------------------------------------------

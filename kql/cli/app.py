@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from kql.cli.helpformat import RawDescriptionHelpFormatter
 from kql.language.errors import KQLError
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kql",
         description="Query Kajabi customers with KQL.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionHelpFormatter,
         epilog=(
             "examples:\n"
             "  kql compile 'site = 123 and has_tag(tag_5) sort -created_at'\n"
@@ -89,7 +90,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
             commands.add_parser(name, help=help_, add_help=False)
             continue
         sub = commands.add_parser(
-            name, help=help_, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_examples(name)
+            name, help=help_, formatter_class=RawDescriptionHelpFormatter, epilog=_examples(name)
         )
         if only != "":
             build(sub)

@@ -28,7 +28,7 @@ from kql.language.tables import tables as _tables
 
 __all__ = ["MAX_DEPTH", "MAX_DIGITS", "MAX_QUERY_LENGTH", "decode_string", "keywords", "parse", "tokens"]
 
-_TYPED_ID = re.compile(r"([A-Za-z]+)_([0-9]+)\Z")
+_TYPED_ID = r"([A-Za-z]+)_([0-9]+)\Z"  # compiled (and kept by re) when a value is a word
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "n": "\n", "t": "\t", "/": "/"}
 
 # How Lark's terminal names read in an error message.
@@ -137,7 +137,7 @@ def _value(token: Any) -> ast.Scalar:
         return ast.Str(decode_string(token), span=span)
     if kind == "NULL":
         return ast.Null(span=span)
-    typed = _TYPED_ID.match(text)
+    typed = re.match(_TYPED_ID, text)
     if typed:
         return ast.TypedId(typed.group(1), _int(token, typed.group(2)), span=span)
     return ast.Ident(text, span=span)

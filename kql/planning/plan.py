@@ -13,7 +13,6 @@ module and never the planner.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -239,9 +238,8 @@ def encode(params: Sequence[Param]) -> str:
 
 # What quote() never escapes (letters, digits, ``_.-~``) plus the value's ``safe`` set: a value
 # made only of these is its own encoding, and most are (ids, numbers, dates, plain words).
-_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.~,@:/-]*").fullmatch
-
-
+# (Sets of characters, not regexes: nothing to compile at start-up.)
+_PLAIN_VALUE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~-,@:/")
 # The same for a parameter's name, whose ``safe`` set is the brackets (``filter[site_id]``).
 _PLAIN_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~-[]")
 
@@ -252,7 +250,7 @@ def _quote_name(name: str) -> str:
 
 
 def _quote_value(value: str) -> str:
-    return value if _PLAIN_VALUE(value) is not None else _quote(value, ",@:/")
+    return value if _PLAIN_VALUE.issuperset(value) else _quote(value, ",@:/")
 
 
 def _quote(text: str, safe: str) -> str:
