@@ -12,8 +12,9 @@ import pytest
 import kql
 from kql.language.completion import Completion, complete
 from kql.language.lexer import BAD_CHARACTER
-from kql.language.parser import _lark
+from kql.language.tables import lexer
 from kql.planning.segments_file import from_text
+from tests.lark_reference import lark_accepts
 
 QUERIES = [
     "site=123 and net_revenue>100 and opened(bc_9) and not has_tag(tag_5) sort -created_at",
@@ -25,22 +26,14 @@ SEGMENTS = from_text('[segments.vip]\nquery = "net_revenue > 500"\ndescription =
 
 
 def _parses_as_prefix(text: str) -> bool:
-    """True when ``text`` can be continued into a valid query (an open string counts)."""
-    from kql.language.parser import runtime
-
-    tokens = list(_lark().parser.lexer.lexer.lex(text))
+    """True when ``text`` can be continued into a valid query (an open string counts), as Lark's
+    own interactive parser says (not kql's recogniser, which completion itself uses)."""
+    tokens = list(lexer().lex(text))
     if tokens and tokens[-1].type == BAD_CHARACTER:
         if str(tokens[-1]) not in "\"'":
             return False
         tokens = tokens[:-1]
-    interactive = _lark().parse_interactive("")
-    interactive.parser_state.parse_conf.callbacks = {}
-    try:
-        for token in tokens:
-            interactive.feed_token(token)
-    except runtime().UnexpectedToken:
-        return False
-    return True
+    return lark_accepts(tokens) is not None
 
 
 @pytest.mark.parametrize("query", QUERIES)

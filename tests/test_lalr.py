@@ -1,4 +1,5 @@
-"""The parser's own LALR loop (kql.language.lalr) parses exactly as Lark's loop does over the same tables."""
+"""The parser's own LALR loop (kql.language.lalr), over the tables from kql's cache, parses exactly as
+Lark's loop does over Lark's own; its recogniser accepts what Lark's interactive parser accepts."""
 
 from __future__ import annotations
 
@@ -7,21 +8,25 @@ from typing import Any
 import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lark.exceptions import UnexpectedInput
+from lark.exceptions import UnexpectedToken as LarkUnexpectedToken
 
+from kql.language import lalr, tables
 from kql.language.errors import KQLError
 from kql.language.formatter import format_query
-from kql.language.parser import _driver, _lark, runtime
+from kql.language.parser import _driver
+from tests.lark_reference import lark_accepts, reference
 from tests.test_properties import alphabet, queries
 
 
 def _outcome(parse: Any, text: str) -> Any:
     """The tree with its spans, or the error: which token, where, and what was expected."""
-    lark = runtime()  # the exceptions of the Lark runtime both loops run in
     try:
         tree = parse(text)
-    except lark.UnexpectedToken as error:
-        return ("error", error.token.type, str(error.token), error.token.start_pos, frozenset(error.expected))
-    except lark.UnexpectedInput as error:
+    except (lalr.UnexpectedToken, LarkUnexpectedToken) as error:
+        token = error.token
+        return ("error", token.type, str(token), token.start_pos, token.end_pos, frozenset(error.expected))
+    except UnexpectedInput as error:
         return ("error", type(error).__name__, getattr(error, "pos_in_stream", None))
     except KQLError as error:  # raised by a builder (a bad escape, a number too large)
         return ("kql", error.code, error.span)
@@ -42,7 +47,7 @@ def _spans(node: Any) -> list[Any]:
 
 
 def _same(text: str) -> None:
-    assert _outcome(_driver().parse, text) == _outcome(_lark().parse, text)
+    assert _outcome(_driver().parse, text) == _outcome(reference().parse, text)
 
 
 @settings(max_examples=300)
@@ -60,3 +65,34 @@ def test_same_errors_as_lark_on_kql_shaped_noise(text: str) -> None:
 def test_same_on_edge_cases() -> None:
     for text in ["", "   ", "# only a comment", "a", "(a", "a)", "not", "has_tag()", "x in ()", "sort", "a and"]:
         _same(text)
+
+
+def test_the_cached_tables_are_what_lark_gives_now() -> None:
+    assert tables.tables() == tables.generate(tables.grammar())
+
+
+def _same_accepts(text: str) -> None:
+    tokens = list(tables.lexer().lex(text))
+    if tokens and tokens[-1].type == "BAD_CHARACTER":
+        tokens = tokens[:-1]
+    recognizer = lalr.Recognizer(tables.tables())
+    stack = recognizer.feed(t.type for t in tokens)
+    assert (None if stack is None else recognizer.accepts(stack)) == lark_accepts(tokens)
+
+
+@settings(max_examples=200)
+@given(queries, st.data())
+def test_completion_accepts_what_lark_accepts_after_any_prefix(query: Any, data: st.DataObject) -> None:
+    text = format_query(query)
+    _same_accepts(text[: data.draw(st.integers(0, len(text)))])
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet, max_size=60))
+def test_completion_accepts_what_lark_accepts_after_noise(text: str) -> None:
+    _same_accepts(text)
+
+
+def test_completion_accepts_on_edge_cases() -> None:
+    for text in ["", "a", "a ", "(a", "not", "x in (1,", "has_tag(", "x is", "x is not", "a sort", "a sort -", "a and"]:
+        _same_accepts(text)

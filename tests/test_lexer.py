@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from kql.language.formatter import format_query
 from kql.language.lexer import BAD_CHARACTER
-from kql.language.parser import _grammar_path, _lark
+from kql.language.tables import grammar, lexer
 from tests.test_properties import queries
 
 
@@ -18,13 +18,12 @@ from tests.test_properties import queries
 def _reference() -> Any:
     from lark import Lark
 
-    with open(_grammar_path(), encoding="utf-8") as file:
-        return Lark(file.read(), parser="lalr", lexer="basic")
+    return Lark(grammar(), parser="lalr", lexer="basic")
 
 
 def _ours(text: str) -> list[tuple[str, str, int]]:
-    lexer = _lark().parser.lexer.lexer  # our KQLLexer inside Lark's adapter
-    return [(t.type, str(t), t.start_pos) for t in lexer.lex(text)]
+    # KQLLexer over the master pattern from kql's cache
+    return [(t.type, str(t), t.start_pos) for t in lexer().lex(text)]
 
 
 def _theirs(text: str) -> list[tuple[str, str, int]]:

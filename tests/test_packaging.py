@@ -164,7 +164,7 @@ def test_installed_console_script_works_from_another_directory(installed: tuple[
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "filter[site_id]=123&filter[opened_email_broadcast_id]=9"
     where = subprocess.run(
-        [python, "-c", "import kql.language.parser as p; print(p._grammar_path())"],
+        [python, "-c", "import kql.language.tables as t; print(t.grammar_path())"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

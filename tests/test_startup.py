@@ -20,7 +20,9 @@ from kql.registry.loader import load_registry, registry
 
 # Imported by neither command once the cache is warm (lark generates the parser the first time).
 NOT_FOR_COMPILE = {
-    "lark",  # the parser is Lark's standalone code, loaded from the cache
+    "lark",  # the parser's tables are plain data, loaded from the cache and run by kql.language.lalr
+    "logging",  # imported by Lark's runtime (standalone or not): its code never runs on a warm start
+    "pickle",
     "tomllib",  # the registry's parsed TOML is cached
     "pathlib",
     "platformdirs",
@@ -31,8 +33,17 @@ NOT_FOR_COMPILE = {
     "kql.planning.names",  # names are resolved by kql run, not kql compile
     "kql.cli.run",  # kql run's options are not built for kql compile
     "kql.cli.completion_scripts",
+    "urllib.parse",  # only a value that needs escaping is quoted
+    "ipaddress",  # (urllib.parse imports it)
+    "datetime",  # only a query with a date reads one, or asks what day it is
+    "shutil",  # argparse's formatter would import it for the terminal's width (kql.cli.helpformat)
 }
-NOT_FOR_COMPLETE = NOT_FOR_COMPILE - {"kql.cli.completion_scripts"} | {"kql.planning.validate", "kql.planning.planner"}
+NOT_FOR_COMPLETE = NOT_FOR_COMPILE - {"kql.cli.completion_scripts"} | {
+    "kql.planning.validate",
+    "kql.planning.planner",
+    "kql.language.parser",  # completion recognises a prefix over the tables: it builds no tree
+    "kql.language.ast",
+}
 
 
 def _imported(argv: list[str], cache: Path) -> set[str]:
@@ -58,6 +69,26 @@ def test_compile_without_segments_imports_only_what_it_uses(tmp_path: Path) -> N
     assert sorted(NOT_FOR_COMPILE & loaded) == []
 
 
+def test_a_query_without_amounts_does_not_import_decimal(tmp_path: Path) -> None:
+    assert "decimal" not in _imported(["compile", "has_tag(5) and opened(bc_9)"], tmp_path)
+    assert "decimal" in _imported(["compile", "net_revenue > 100 and net_revenue > 50"], tmp_path)
+
+
+def test_the_command_takes_what_its_imports_made_out_of_the_collectors_sight() -> None:
+    code = "import gc, sys\nfrom kql.cli.app import main\nsys.argv = ['kql', 'compile', 'x = 1']\nstatus = main()\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code + "print(gc.get_freeze_count() > 1000)"], capture_output=True, text=True
+    )
+    assert done.stdout.split()[-1] == "True", done.stderr
+    # A caller of main(argv) in its own process (a test, an embedding) keeps its collector as it was.
+    done = subprocess.run(
+        [sys.executable, "-c", code.replace("main()", "main(['compile', 'x = 1'])") + "print(gc.get_freeze_count())"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout.split()[-1] == "0", done.stderr
+
+
 def test_a_tab_imports_only_what_completion_uses(tmp_path: Path) -> None:
     line = "kql compile 'site = 1 and has_t"
     loaded = _imported(["complete", "--shell", "bash", "--word", line[13:], "--", line], tmp_path)
@@ -73,6 +104,25 @@ def test_a_segment_query_still_reads_the_segments_file(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "filter[net_revenue_greater_than]=500"
+
+
+@pytest.mark.parametrize("columns", ["", "40", "200", "junk"])
+def test_help_is_formatted_as_argparse_formats_it(monkeypatch: pytest.MonkeyPatch, columns: str) -> None:
+    import argparse
+
+    from kql.cli import app, helpformat
+
+    monkeypatch.setenv("COLUMNS", columns)
+    helpformat.columns.cache_clear()
+    try:
+        ours = app._parser(None)
+        monkeypatch.setattr(app, "RawDescriptionHelpFormatter", argparse.RawDescriptionHelpFormatter)
+        theirs = app._parser(None)
+        assert ours.format_help() == theirs.format_help()
+        for name, sub in app._commands(ours).choices.items():
+            assert sub.format_help() == app._commands(theirs).choices[name].format_help(), name
+    finally:
+        helpformat.columns.cache_clear()
 
 
 # ---- the cache ----------------------------------------------------------------------------
@@ -159,3 +209,28 @@ def test_nothing_is_written_beside_the_sources_when_python_is_told_not_to(
     assert _cache.store("thing", ("s",), [1])
     assert [p.name for p in (tmp_path / "user").iterdir()] == [_cache._file_name("thing")]
     assert _cache.load("thing", ("s",)) == [1]
+
+
+def test_the_parser_tables_come_from_the_cache_until_their_sources_change(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kql.language import tables
+
+    made = tables.tables.__wrapped__()  # a cold cache: generated with Lark, and stored
+    assert [p.name.split(".")[0] for p in cache_dir.iterdir()] == ["kql-parser"]
+
+    def no_lark(text: str) -> None:
+        raise AssertionError("generated again")
+
+    monkeypatch.setattr(tables, "generate", no_lark)
+    assert tables.tables.__wrapped__() == made  # warm: read back, not generated
+    grammar = tables.grammar()
+    monkeypatch.setattr(tables, "grammar", lambda: grammar + "\n// edited\n")  # the grammar changed
+    with pytest.raises(AssertionError, match="generated again"):
+        tables.tables.__wrapped__()
+    monkeypatch.setattr(tables, "grammar", lambda: grammar)
+    generator = cache_dir.parent / "lexer.py"  # so did the code the tables are derived by
+    generator.write_text("", encoding="utf-8")
+    monkeypatch.setattr(tables, "_generator_files", lambda: (str(generator),))
+    with pytest.raises(AssertionError, match="generated again"):
+        tables.tables.__wrapped__()

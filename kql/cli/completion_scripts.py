@@ -47,7 +47,11 @@ def add_complete_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str]) -> int:
     """``kql complete …`` on its own, without kql's whole parser (a TAB should answer at once)."""
-    parser = argparse.ArgumentParser(prog="kql complete", description="Completions at a cursor in a query.")
+    from kql.cli.helpformat import HelpFormatter
+
+    parser = argparse.ArgumentParser(
+        prog="kql complete", description="Completions at a cursor in a query.", formatter_class=HelpFormatter
+    )
     add_complete_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -1,7 +1,8 @@
 """Completion for editors and shells: what can come next at a cursor in a query.
 
-Lark's interactive parser says which tokens the grammar accepts at the cursor;
-the registry says which names, operators and values make sense there. Every
+The parser's automaton (``kql.language.lalr.Recognizer``, over the tables Lark computed,
+answering as Lark's interactive parser would) says which tokens the grammar accepts at the
+cursor; the registry says which names, operators and values make sense there. Every
 suggestion, inserted in place of the word being typed, still parses.
 """
 
@@ -10,11 +11,14 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
-from copy import copy
 from typing import Any, Protocol
 
 import attrs
 
+from kql.language.lalr import Recognizer
+from kql.language.lexer import BAD_CHARACTER
+from kql.language.limits import MAX_QUERY_LENGTH
+from kql.language.tables import lexer, tables
 from kql.registry import Registry, registry
 from kql.registry.operators import ATTRIBUTE_OPS, derivable_ops
 
@@ -79,32 +83,27 @@ def complete(
     text: str, cursor: int | None = None, segments: Segments | None = None, reg: Registry | None = None
 ) -> list[Completion]:
     """Completions at ``cursor`` (default: the end of ``text``)."""
-    from kql.language.lexer import BAD_CHARACTER
-    from kql.language.parser import MAX_QUERY_LENGTH, _lark
-
     cursor = len(text) if cursor is None else max(0, min(cursor, len(text)))
     if cursor > MAX_QUERY_LENGTH:
         return []
     prefix = text[:cursor]
-    parser = _lark()
-    lexer = parser.parser.lexer.lexer
     partial_match = _PARTIAL_SEGMENT.search(prefix) or _PARTIAL_NAME.search(prefix)
     partial = partial_match.group() if partial_match else ""
     start = cursor - len(partial)
-    tokens = list(lexer.lex(prefix[:start]))
+    tokens = list(lexer().lex(prefix[:start]))
     if tokens and tokens[-1].type == BAD_CHARACTER:
         # Inside an unterminated string the only useful completion closes it.
         quote = str(tokens[-1])
-        if quote in "\"'" and _feed(parser, tokens[:-1]) is not None:
+        if quote in "\"'" and _recognizer().feed(t.type for t in tokens[:-1]) is not None:
             return [Completion(quote, "punctuation", quote, "close the string", cursor, cursor)]
         return []
-    interactive = _feed(parser, tokens)
-    if interactive is None:
+    stack = _recognizer().feed(t.type for t in tokens)
+    if stack is None:
         return []
-    accepted = interactive.accepts()
+    accepted = _recognizer().accepts(stack)
     if partial and not partial.startswith("@"):
         segments = None  # only `@…` completes to a segment: the segments file is not read for `has_t`
-    context = _Context(tokens, reg or registry(), segments, parser)
+    context = _Context(tokens, reg or registry(), segments)
     found = [c for c in context.candidates(accepted) if c[0].lower().startswith(partial.lower())]
     found.sort(key=lambda c: _KIND_ORDER.index(c[1]))  # stable: keeps each kind's own order
     seen: set[str] = set()
@@ -119,31 +118,19 @@ def complete(
     return results
 
 
-def _feed(parser: Any, tokens: list[Any]) -> Any:
-    """Lark's interactive parser after ``tokens``, or None when they do not parse."""
-    from kql.language.parser import runtime
-
-    interactive = parser.parse_interactive("")
-    # Recognise only: building AST nodes (and their errors) is not needed here.
-    conf = copy(interactive.parser_state.parse_conf)
-    conf.callbacks = {}
-    interactive.parser_state.parse_conf = conf
-    try:
-        for token in tokens:
-            interactive.feed_token(token)
-    except runtime().UnexpectedToken:
-        return None
-    return interactive
+@functools.cache
+def _recognizer() -> Recognizer:
+    """The parser's automaton without builders: recognising is all completion needs."""
+    return Recognizer(tables())
 
 
 class _Context:
     """What the tokens before the cursor say about the word that comes next."""
 
-    def __init__(self, tokens: list[Any], reg: Registry, segments: Segments | None, parser: Any) -> None:
+    def __init__(self, tokens: list[Any], reg: Registry, segments: Segments | None) -> None:
         self.tokens = tokens
         self.reg = reg
         self.segments = segments
-        self.parser = parser
 
     def last(self, back: int = 1) -> str:
         return self.tokens[-back].type if len(self.tokens) >= back else ""
@@ -237,11 +224,7 @@ class _Context:
             yield text, "punctuation", text, {"MINUS": "descending"}.get(terminal, "")
 
     def text_of(self, terminal: str) -> str:
-        try:
-            pattern = self.parser.get_terminal(terminal).pattern
-        except KeyError:
-            return terminal.lower()
-        return str(pattern.value) if pattern.type == "str" else terminal.lower()
+        return tables()["literals"].get(terminal, terminal.lower())
 
     def operators(self, field: str) -> set[str]:
         entries = self.reg.by_name.get(field, ())
@@ -314,9 +297,7 @@ class _Context:
 @functools.cache
 def _operator_terminals() -> frozenset[str]:
     """The symbol terminals of the grammar's `op` rule (= != > … ~), whatever Lark named them."""
-    from kql.language.parser import _lark
-
-    names = {symbol.name for rule in _lark().rules if rule.origin.name == "op" for symbol in rule.expansion}
+    names = {symbol for origin, expansion, *_ in tables()["rules"] if origin == "op" for symbol in expansion}
     return frozenset(names - {"ENDS_WITH", "STARTS_WITH"})
 
 

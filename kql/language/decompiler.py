@@ -16,7 +16,7 @@ from urllib.parse import unquote_plus
 import attrs
 
 from kql.language import ast
-from kql.language.errors import NOT_UNICODE, KQLError, Span, did_you_mean, raise_all
+from kql.language.errors import KQLError, Span, did_you_mean, first_not_unicode, raise_all
 from kql.language.formatter import format_query
 from kql.language.parser import MAX_DIGITS, MAX_QUERY_LENGTH, parse
 from kql.registry import Filter, Registry, registry
@@ -43,9 +43,9 @@ class _Param:
 
 def _params(text: str, errors: list[KQLError]) -> list[_Param]:
     """Split a query string, keeping each parameter's place in ``text`` for errors."""
-    bad = NOT_UNICODE.search(text)
+    bad = first_not_unicode(text)
     if bad is not None:
-        where = Span(bad.start(), bad.end())
+        where = Span(bad, bad + 1)
         errors.append(KQLError("E011", "the input holds bytes that are not UTF-8 text", where, None))
         return []
     end = text.find("#")

@@ -11,6 +11,7 @@ Codes are stable across releases; tools may match on them.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 
@@ -185,16 +186,26 @@ def _caret_lines(source: str, span: Span) -> list[str]:
     # Tabs would misalign the carets: expand them the same way on both lines.
     pad = "".join("\t" if ch == "\t" else " " * _width(ch) for ch in line[: start - line_start])
     carets = "^" * max(1, sum(_width(ch) for ch in source[start:end]))
-    return [prefix + _UNPRINTABLE.sub(_visible, line), " " * len(prefix) + pad + carets]
+    return [prefix + _unprintable().sub(_visible, line), " " * len(prefix) + pad + carets]
 
 
-# Shown, not obeyed: an escape sequence in a query must not recolour the terminal, nor a
-# carriage return move the cursor. Lone surrogates (bytes that were not UTF-8) cannot be printed.
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+@functools.cache
+def _unprintable() -> re.Pattern[str]:
+    # Shown, not obeyed: an escape sequence in a query must not recolour the terminal, nor a
+    # carriage return move the cursor. Lone surrogates (bytes that were not UTF-8) cannot be printed.
+    # Compiled when an error is shown: a class reaching past U+00FF costs the start-up of a TAB.
+    return re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
-# Lone surrogates: what Python makes of bytes that are not UTF-8 (in argv, or stdin read with
-# surrogateescape). No request can carry them; the parser, the JSON form and decompile refuse them.
-NOT_UNICODE = re.compile("[\ud800-\udfff]")
+
+def first_not_unicode(text: str) -> int | None:
+    """Where ``text`` holds its first lone surrogate, or None: what Python makes of bytes that are
+    not UTF-8 (in argv, or stdin read with surrogateescape). No request can carry them; the parser,
+    the JSON form and decompile refuse them. (UTF-8's encoder finds one without compiling a regex.)"""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return error.start
+    return None
 
 
 def _visible(match: re.Match[str]) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kql.language import ast
-from kql.language.errors import NOT_UNICODE, KQLError
+from kql.language.errors import KQLError, first_not_unicode
 from kql.language.parser import MAX_DEPTH, MAX_DIGITS, MAX_QUERY_LENGTH
 
 VERSION = 1
@@ -136,7 +136,7 @@ class _Reader:
 
     def string(self, data: Any, path: str) -> str:
         text = str(self.typed(data, path, str, "a string"))
-        if NOT_UNICODE.search(text):
+        if first_not_unicode(text) is not None:
             raise self.fail(path, "the string holds a lone surrogate: it is not Unicode text")
         return text
 

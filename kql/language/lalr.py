@@ -1,25 +1,54 @@
-"""A tight loop over Lark's LALR tables: the same parse, without Lark's per-token overhead.
+"""A tight loop over the parser's LALR tables: Lark's parse, without Lark's per-token overhead.
 
 Lark's own loop (``ParserState.feed_token``) is general: each token costs a method call,
 a rule-object hash and comparison to find the rule's callback, and attribute look-ups. KQL
-spends about half its compile time there. This module reads the tables and callbacks of
-the parser ``kql.language.parser`` built (so the grammar, the states and the AST builders
-are Lark's and ours, unchanged) into plain dicts and tuples once, and runs the
-standard shift-reduce loop over them. Errors are Lark's own ``UnexpectedToken``, with the
-set of expected terminals Lark would give, so the parser's messages are unchanged.
+spends about half its compile time there. This module runs the standard shift-reduce loop
+over the tables Lark computed for grammar/kql.lark, as plain data (``Tables``: see
+``kql.language.tables``, which reads them off Lark once and keeps them in kql's cache), so a
+start never loads Lark's runtime. Each rule's callback is rebuilt here from its description:
+the builder method of the same name (or, for a rule without one, a bare node for its parent
+to splice in), wrapped as Lark's parse-tree builder wraps it (``?rule`` with one child hands
+the child on; filtered tokens are dropped and ``[optional]`` placeholders inserted). Errors
+carry the set of expected terminals Lark would give, so the parser's messages are unchanged.
+
+``Recognizer`` is the automaton alone, for completion: which terminals can come next after
+a prefix (what Lark's ``InteractiveParser.accepts`` answers), without building anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+import functools
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, TypedDict, TypeVar
 
 from kql.language.lexer import BAD_CHARACTER
+from kql.language.lexer import Token as _Token
+from kql.language.lexer import make_token as _token
 
 # A reduction: how many values it takes, the rule it makes (for the goto), and its builder.
 Reduce = tuple[int, str, Callable[[list[Any]], Any] | None]
 # state -> symbol -> the next state's row (a shift, or a goto after a reduction) or a Reduce.
 Table = dict[Any, dict[str, Any]]
+Row = dict[str, Any]
+
+# The tables as data (what kql's cache keeps; marshal-able: ints, strings, tuples, lists, dicts).
+SHIFT, REDUCE = 0, 1
+# Which children a rule's builder gets: (index, splice the child's children in, Nones before it)
+# for each child kept, and the Nones after the last ("[x]" placeholders); None keeps all as they are.
+Keep = tuple[tuple[tuple[int, bool, int], ...], int]
+# (origin, expansion, the callback's name, ``?rule`` hands a single child on, which children to keep)
+Rule = tuple[str, tuple[str, ...], str, bool, Keep | None]
+
+
+class Tables(TypedDict):
+    states: dict[int, dict[str, tuple[int, int]]]  # state -> symbol -> (SHIFT, state) or (REDUCE, rule)
+    start: int
+    end: int
+    rules: list[Rule]
+    pattern: str  # the lexer's master pattern (kql.language.lexer.master_pattern)
+    keywords: dict[str, str]  # reserved word (lower case) -> terminal
+    literals: dict[str, str]  # terminal -> its text, for the terminals that are a fixed string
 
 
 PASSES_CHILD = "_kql_passes_child"
@@ -32,70 +61,157 @@ def passes_child(builder: _F) -> _F:
     return builder
 
 
-class _Token(str):
-    """The compile path's token: the text, its terminal and where it is. Lark's ``Token`` also
-    carries lines and columns nobody reads here, and costs a method call and nine attribute
-    stores per token; the builders only read ``type``, ``start_pos``, ``end_pos`` and the text.
-    An error hands Lark's own ``Token`` on (see ``Driver._unexpected``)."""
+class UnexpectedToken(Exception):
+    """The parse cannot go on at ``token``; ``expected`` are the terminals it could have taken there."""
 
-    __slots__ = ("end_pos", "start_pos", "type")
-
-    type: str
-    start_pos: int
-    end_pos: int | None  # None only for the end of an empty query, as Lark has it
+    def __init__(self, token: _Token, expected: set[str]) -> None:
+        super().__init__(token.type, expected)
+        self.token = token
+        self.expected = expected
 
 
-def _token(kind: str, value: str, start: int, end: int | None) -> _Token:
-    token = str.__new__(_Token, value)
-    token.type = kind
-    token.start_pos = start
-    token.end_pos = end
-    return token
+class Tree:
+    """What a rule without a builder makes (Lark's default callback, a ``Tree``): the repetitions
+    Lark adds for ``x*`` (``__start_star_0``…), whose children the parent rule splices in."""
+
+    __slots__ = ("children", "data")
+
+    def __init__(self, data: str, children: list[Any]) -> None:
+        self.data = data
+        self.children = children
 
 
-class Driver:
-    """Parses with the tables of one Lark LALR parser built with ``transformer=`` and a custom lexer.
+def _expand_single_child(build: Callable[[list[Any]], Any]) -> Callable[[list[Any]], Any]:
+    """Lark's ``ExpandSingleChild``: a ``?rule`` with one child is that child."""
 
-    ``runtime`` is the Lark runtime the parser was built from (Lark's standalone module, see
-    ``kql.language.parser.runtime``): its ``Token``, ``UnexpectedToken``, ``Shift`` and
-    ``ExpandSingleChild``, so that a warm start never imports the ``lark`` package.
-    """
+    def expand(children: list[Any]) -> Any:
+        return children[0] if len(children) == 1 else build(children)
 
-    def __init__(self, lark: Any, runtime: Any) -> None:
-        self._token = runtime.Token
-        self._unexpected_token = runtime.UnexpectedToken
-        shift = runtime.Shift
-        expand_single_child = runtime.ExpandSingleChild
-        frontend = lark.parser
-        parser = frontend.parser.parser
-        table = parser.parse_table
-        callbacks = parser.callbacks
-        (start,) = frontend.parser_conf.start
-        lexer = frontend.lexer.lexer
-        # The lexer's master pattern and keywords, read inline by ``parse`` (one match per token).
-        self._match = lexer._master.match
-        self._keywords = lexer.keywords
-        self._bad_character = BAD_CHARACTER
+    return expand
 
-        def reduce(rule: Any) -> Reduce:
-            build = callbacks[rule]
-            # `?rule` with one child (`value: INT`, `unary: atom`) hands the child on: no call needed.
-            # So does a builder marked ``passes_child`` (``op: "=" | …`` returns its token).
-            passes = len(rule.expansion) == 1 and (
-                isinstance(build, expand_single_child) or getattr(build, PASSES_CHILD, False)
-            )
-            return (len(rule.expansion), rule.origin.name, None if passes else build)
 
-        # Each state is its dict of actions; a shift or goto points at the next state's dict, so
-        # the loop's stack holds the dicts themselves and never looks a state number up.
-        rows: Table = {state: {} for state in table.states}
-        for state, actions in table.states.items():
+def _child_filter(keep: Keep, build: Callable[[list[Any]], Any]) -> Callable[[list[Any]], Any]:
+    """Lark's ``ChildFilterLALR`` (or ``_NoPlaceholders``, when no ``[x]`` leaves a None)."""
+    included, nones_after = keep
+    if nones_after or any(nones for _, _, nones in included):
+
+        def with_placeholders(children: list[Any]) -> Any:
+            filtered: list[Any] = []
+            for i, to_expand, nones in included:
+                if nones:
+                    filtered += [None] * nones
+                if to_expand:
+                    if filtered:
+                        filtered += children[i].children
+                    else:  # as Lark: reuse the left-recursive repetition's list
+                        filtered = children[i].children
+                else:
+                    filtered.append(children[i])
+            if nones_after:
+                filtered += [None] * nones_after
+            return build(filtered)
+
+        return with_placeholders
+    pairs = tuple((i, to_expand) for i, to_expand, _ in included)
+
+    def without_placeholders(children: list[Any]) -> Any:
+        filtered: list[Any] = []
+        for i, to_expand in pairs:
+            if to_expand:
+                if filtered:
+                    filtered += children[i].children
+                else:
+                    filtered = children[i].children
+            else:
+                filtered.append(children[i])
+        return build(filtered)
+
+    return without_placeholders
+
+
+def callback(rule: Rule, builder: object) -> tuple[Callable[[list[Any]], Any], bool]:
+    """The rule's callback, as Lark's ``ParseTreeBuilder.create_callback`` makes it for the
+    transformer ``builder``; and whether it only hands its one child on (the loop then skips it)."""
+    _origin, expansion, name, expand1, keep = rule
+    method = getattr(builder, name, None)  # Lark: getattr(transformer, name), else a Tree
+    build: Callable[[list[Any]], Any] = method if method is not None else functools.partial(Tree, name)
+    if expand1:
+        build = _expand_single_child(build)
+    if keep is not None:
+        build = _child_filter(keep, build)
+    # `?rule` with one child (`value: INT`, `unary: atom`) hands the child on: no call needed.
+    # So does a builder marked ``passes_child`` (``op: "=" | …`` returns its token).
+    passes = len(expansion) == 1 and keep is None and (expand1 or getattr(method, PASSES_CHILD, False))
+    return build, passes
+
+
+class Recognizer:
+    """The LALR automaton of ``tables``: each state is its dict of actions; a shift or goto points
+    at the next state's dict, so a stack holds the dicts themselves and never looks a state up.
+
+    Without ``reduce`` the reductions carry no builder: enough to tell which tokens a prefix
+    accepts (``feed``, ``accepts``), which is all completion asks."""
+
+    def __init__(self, tables: Tables, reduce: Callable[[Rule], Reduce] | None = None) -> None:
+        rules = tables["rules"]
+        made = [reduce(rule) if reduce is not None else (len(rule[1]), rule[0], None) for rule in rules]
+        states = tables["states"]
+        rows: Table = {state: {} for state in states}
+        for state, actions in states.items():
+            row = rows[state]
             for symbol, (action, arg) in actions.items():
-                rows[state][symbol] = rows[arg] if action is shift else reduce(arg)
+                row[symbol] = rows[arg] if action == SHIFT else made[arg]
         self.table = rows
-        self._numbers = {id(row): state for state, row in rows.items()}
-        self.start = rows[table.start_states[start]]
-        self.end = rows[table.end_states[start]]
+        self.start = rows[tables["start"]]
+        self.end = rows[tables["end"]]
+
+    def feed(self, kinds: Iterable[str]) -> list[Row] | None:
+        """The stack after tokens of these kinds, or None when one of them cannot come where it is
+        (Lark's ``InteractiveParser.feed_token`` for each, with no callbacks)."""
+        stack = [self.start]
+        for kind in kinds:
+            if not self._takes(stack, kind):
+                return None
+        return stack
+
+    def accepts(self, stack: list[Row]) -> set[str]:
+        """The terminals that can come next: those of the top state that the stack can shift
+        after the reductions they trigger (Lark's ``InteractiveParser.accepts``)."""
+        return {kind for kind in stack[-1] if kind.isupper() and self._takes(list(stack), kind)}
+
+    def _takes(self, stack: list[Row], kind: str) -> bool:
+        """Reduce as ``kind`` asks, then shift it; False (the stack half-reduced) where it cannot."""
+        end = self.end
+        while True:
+            action = stack[-1].get(kind)
+            if action is None:
+                return False
+            if action.__class__ is not tuple:
+                stack.append(action)
+                return True
+            size, origin, _ = action
+            if size:
+                del stack[-size:]
+            stack.append(stack[-1][origin])
+            if kind == "$END" and stack[-1] is end:
+                return True
+
+
+class Driver(Recognizer):
+    """Parses with ``tables``, building the tree with ``builder``'s methods (the transformer Lark
+    would have been given), one per rule alias. The lexer is inline: the tables' master pattern
+    and keywords (as ``kql.language.lexer.KQLLexer`` reads them)."""
+
+    def __init__(self, tables: Tables, builder: object) -> None:
+        def reduce(rule: Rule) -> Reduce:
+            build, passes = callback(rule, builder)
+            return (len(rule[1]), rule[0], None if passes else build)
+
+        super().__init__(tables, reduce)
+        # The lexer's master pattern and keywords, read inline by ``parse`` (one match per token).
+        self._match = re.compile(tables["pattern"]).match
+        self._keywords = tables["keywords"]
+        self._bad_character = BAD_CHARACTER
 
     def parse(self, text: str) -> Any:
         states = [self.start]
@@ -153,11 +269,4 @@ class Driver:
                 raise AssertionError("unreachable: the end of the input reduces to the start rule or raises")
 
     def _unexpected(self, token: _Token, row: dict[str, Any]) -> Exception:
-        expected = {s for s in row if s.isupper()}
-        # Lark's own Token, as Lark's lexer makes it (no lines or columns: KQLLexer gives none).
-        new = self._token._future_new
-        lark_token = new(token.type, str(token), token.start_pos, None, None, None, None, token.end_pos)
-        if token.type == "$END" and token.end_pos is None:
-            lark_token = self._token("$END", "", 0, 1, 1)
-        error: Exception = self._unexpected_token(lark_token, expected, state=self._numbers[id(row)])
-        return error
+        return UnexpectedToken(token, {s for s in row if s.isupper()})

@@ -1,24 +1,18 @@
-"""Text → AST. Builds the Lark LALR parser once and turns its errors into KQLErrors.
+"""Text → AST. Runs the LALR parser of grammar/kql.lark and turns its errors into KQLErrors.
 
-The tree is built during the parse (the transformer is handed to Lark), so no
-intermediate parse tree exists and nothing recurses over the input: a deeply
-nested or huge query costs a loop, never a RecursionError.
+The tree is built during the parse (each rule's builder runs as the rule is reduced), so no
+intermediate parse tree exists and nothing recurses over the input: a deeply nested or huge
+query costs a loop, never a RecursionError.
 
-The parser is the one Lark's standalone generator (``lark.tools.standalone``) writes
-for grammar/kql.lark: Lark's own LALR runtime and the grammar's tables in one module.
-It is generated on first use and its code kept in kql's cache (``kql._cache``,
-stamped with the grammar and the Lark it came from), so a start after the first
-loads that code instead of importing Lark and rebuilding the tables.
+The parser is Lark's LALR parser for the grammar, as data: its tables, read off Lark once and
+kept in kql's cache (``kql.language.tables``), run by ``kql.language.lalr`` with ``_Builder``'s
+methods as the callbacks. A start after the first neither imports Lark nor runs its code.
 """
 
 from __future__ import annotations
 
 import functools
-import io
-import os
 import re
-import sys
-import types
 import unicodedata
 from collections.abc import Iterator
 from typing import Any
@@ -26,15 +20,15 @@ from typing import Any
 import attrs
 
 from kql.language import ast
-from kql.language.errors import NOT_UNICODE, KQLError, Span
-from kql.language.lalr import passes_child
+from kql.language.errors import KQLError, Span, first_not_unicode
+from kql.language.lalr import Driver, UnexpectedToken, passes_child
+from kql.language.limits import MAX_DEPTH, MAX_DIGITS, MAX_QUERY_LENGTH
+from kql.language.tables import lexer as _lexer
+from kql.language.tables import tables as _tables
 
-MAX_QUERY_LENGTH = 10_000
-MAX_DEPTH = 64
-# Longer digit strings are not ids, counts or days; Python's int() also refuses huge ones.
-MAX_DIGITS = 19
+__all__ = ["MAX_DEPTH", "MAX_DIGITS", "MAX_QUERY_LENGTH", "decode_string", "keywords", "parse", "tokens"]
 
-_TYPED_ID = re.compile(r"([A-Za-z]+)_([0-9]+)\Z")
+_TYPED_ID = r"([A-Za-z]+)_([0-9]+)\Z"  # compiled (and kept by re) when a value is a word
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "n": "\n", "t": "\t", "/": "/"}
 
 # How Lark's terminal names read in an error message.
@@ -55,12 +49,6 @@ _TERMINAL_WORDS = {
     "NOT": "'not'",
     "COMMA": "','",
 }
-
-
-def _grammar_path() -> str:
-    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-    shipped = os.path.join(package, "grammar", "kql.lark")  # inside an installed wheel
-    return shipped if os.path.isfile(shipped) else os.path.join(os.path.dirname(package), "grammar", "kql.lark")
 
 
 def _span(token: Any) -> Span:
@@ -149,7 +137,7 @@ def _value(token: Any) -> ast.Scalar:
         return ast.Str(decode_string(token), span=span)
     if kind == "NULL":
         return ast.Null(span=span)
-    typed = _TYPED_ID.match(text)
+    typed = re.match(_TYPED_ID, text)
     if typed:
         return ast.TypedId(typed.group(1), _int(token, typed.group(2)), span=span)
     return ast.Ident(text, span=span)
@@ -263,91 +251,21 @@ class _Builder:
         return ast.Page(number, size, span=Span(children[0].start_pos, children[-1].end_pos))
 
 
-# The generated module's name in sys.modules (its classes name it as their __module__).
-RUNTIME_MODULE = "kql.language._lark_standalone"
-
-
-@functools.cache
-def runtime() -> types.ModuleType:
-    """Lark's standalone LALR parser for kql's grammar, as a module: ``Lark_StandAlone``,
-    ``Token``, ``UnexpectedToken``, ``UnexpectedInput`` and the rest of Lark's runtime."""
-    from kql import _cache
-
-    with open(_grammar_path(), encoding="utf-8") as file:
-        grammar = file.read()
-    sources = (grammar, _lark_stamp())
-    code = _cache.load("parser", sources)
-    if not isinstance(code, types.CodeType):
-        code = compile(generate_standalone(grammar), f"<{RUNTIME_MODULE}>", "exec")
-        _cache.store("parser", sources, code)
-    module = types.ModuleType(RUNTIME_MODULE, "Lark's standalone parser of grammar/kql.lark")
-    sys.modules[RUNTIME_MODULE] = module
-    exec(code, module.__dict__)
-    return module
-
-
-def _lark_stamp() -> tuple[str, int, int] | None:
-    """Which Lark generates the parser (its package's __init__, as Python stamps a .pyc), without importing it."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("lark")
-    if spec is None or spec.origin is None:
-        return None
-    info = os.stat(spec.origin)
-    return spec.origin, info.st_size, info.st_mtime_ns
-
-
-def generate_standalone(grammar: str) -> str:
-    """The source of Lark's standalone LALR parser for ``grammar`` (what ``python -m lark.tools.standalone``
-    writes). The lexer it holds is replaced by KQLLexer when the parser is built."""
-    from lark import Lark
-    from lark.tools.standalone import gen_standalone
-
-    out = io.StringIO()
-    gen_standalone(Lark(grammar, parser="lalr", lexer="basic", maybe_placeholders=True), out=out)  # type: ignore[no-untyped-call]
-    return out.getvalue()
-
-
-class _LexerAdapter:
-    """How Lark's parser asks for tokens (``lex(lexer_state, parser_state)``) → KQLLexer (``lex(text)``)."""
-
-    def __init__(self, lexer: Any) -> None:
-        self.lexer = lexer
-
-    def lex(self, lexer_state: Any, parser_state: Any) -> Iterator[Any]:
-        text = lexer_state.text  # a TextSlice of the whole text: kql never parses part of one
-        lexed: Iterator[Any] = self.lexer.lex(text.text)
-        return lexed
-
-
-@functools.cache
-def _lark() -> Any:
-    """The parser, built once per process from the generated runtime, with KQLLexer as its lexer."""
-    from kql.language.lexer import KQLLexer
-
-    lark = runtime()
-    parser = lark.Lark_StandAlone(transformer=_Builder())
-    parser.parser.lexer = _LexerAdapter(KQLLexer(parser.lexer_conf, lark.Token))
-    return parser
-
-
 @functools.cache
 def _driver() -> Any:
-    """Lark's tables and our builders, run by a tighter loop than Lark's (kql.language.lalr)."""
-    from kql.language.lalr import Driver
-
-    return Driver(_lark(), runtime())
+    """The grammar's tables and our builders, run by a tighter loop than Lark's (kql.language.lalr)."""
+    return Driver(_tables(), _Builder())
 
 
 def keywords() -> frozenset[str]:
     """The reserved words of the grammar (lower case), read from its terminals."""
-    return frozenset(_lark().parser.lexer.lexer.keywords)
+    return frozenset(_tables()["keywords"])
 
 
 def tokens(text: str) -> Iterator[Any]:
     """The tokens of ``text`` as the parser reads them, for syntax colouring: spaces and comments
     are skipped, and a character no token matches ends the stream as a ``BAD_CHARACTER`` token."""
-    lexed: Iterator[Any] = _lark().parser.lexer.lexer.lex(text)
+    lexed: Iterator[Any] = _lexer().lex(text)
     return lexed
 
 
@@ -378,24 +296,21 @@ def parse(text: str) -> ast.Query:
 
 
 def _check_text(text: str) -> None:
-    bad = NOT_UNICODE.search(text)
+    bad = first_not_unicode(text)
     if bad is not None:
         raise KQLError(
             "E001",
             "the query contains a byte that is not UTF-8 text",
-            Span(bad.start(), bad.end()),
+            Span(bad, bad + 1),
             "write the query in UTF-8 (check the terminal's or the file's encoding)",
         )
 
 
 def _parse_lark(text: str) -> ast.Query:
-    lark = runtime()
     try:
         result: ast.Query = _driver().parse(text)
-    except lark.UnexpectedToken as exc:
+    except UnexpectedToken as exc:
         raise _unexpected_token(text, exc) from None
-    except lark.UnexpectedInput as exc:  # UnexpectedEOF
-        raise _unexpected_end(text, getattr(exc, "expected", ())) from None
     return result
 
 
@@ -409,11 +324,8 @@ def _expected(names: Any) -> str | None:
 
 
 def _terminal_text(name: str) -> str:
-    try:
-        pattern = _lark().get_terminal(name).pattern
-    except KeyError:
-        return name.lower()
-    return f"'{pattern.value}'" if pattern.type == "str" else name.lower()
+    literal = _tables()["literals"].get(name)  # a fixed string; a pattern's terminal reads as its name
+    return f"'{literal}'" if literal is not None else name.lower()
 
 
 def _unexpected_character(text: str, pos: int, expected: Any) -> KQLError:

@@ -13,10 +13,8 @@ module and never the planner.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
-from urllib.parse import quote
 
 import attrs
 
@@ -240,13 +238,22 @@ def encode(params: Sequence[Param]) -> str:
 
 # What quote() never escapes (letters, digits, ``_.-~``) plus the value's ``safe`` set: a value
 # made only of these is its own encoding, and most are (ids, numbers, dates, plain words).
-_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.~,@:/-]*").fullmatch
+# (Sets of characters, not regexes: nothing to compile at start-up.)
+_PLAIN_VALUE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~-,@:/")
+# The same for a parameter's name, whose ``safe`` set is the brackets (``filter[site_id]``).
+_PLAIN_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~-[]")
 
 
 @functools.lru_cache(maxsize=1024)  # names come from the registry: a small set
 def _quote_name(name: str) -> str:
-    return quote(name, safe="[]")
+    return name if _PLAIN_NAME.issuperset(name) else _quote(name, "[]")
 
 
 def _quote_value(value: str) -> str:
-    return value if _PLAIN_VALUE(value) is not None else quote(value, safe=",@:/")
+    return value if _PLAIN_VALUE.issuperset(value) else _quote(value, ",@:/")
+
+
+def _quote(text: str, safe: str) -> str:
+    from urllib.parse import quote  # only for what needs escaping: urllib.parse costs start-up time
+
+    return quote(text, safe=safe)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
@@ -37,8 +36,10 @@ from kql.planning.sends import Send, merge_sends
 from kql.planning.validate import Cond, Local, TAnd, TNot, TOr, Typed, Validated
 from kql.registry import Filter, Registry, registry
 
-if TYPE_CHECKING:  # imported only where a query uses @segments
-    from kql.planning.segments import Segments
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from kql.planning.segments import Segments  # imported only where a query uses @segments
 
 MAX_BRANCHES = 32
 # How far one step of multiplying out may grow before simplification brings it back under the cap.
@@ -299,9 +300,18 @@ def _send(lit: Lit, reg: Registry) -> Send | None:
 
 
 class _BranchBuilder:
-    def __init__(self, reg: Registry, now: datetime) -> None:
+    def __init__(self, reg: Registry, now: datetime | None) -> None:
         self.reg = reg
-        self.now = now
+        self._now = now
+
+    @property
+    def now(self) -> datetime:
+        """The plan's one "now", read the first time a date asks for it (datetime costs start-up)."""
+        if self._now is None:
+            from datetime import UTC, datetime
+
+            self._now = datetime.now(UTC)
+        return self._now
 
     def build(self, conj: list[Literal]) -> Branch | None:
         sends: list[Send] = []
@@ -371,6 +381,8 @@ class _BranchBuilder:
     def within(self, in_last: str, op: str, value: ast.Date, node: ast.Expr) -> list[Send]:
         """`created_at >= 2024-01-01` is within `created_in_last(N)` for N days back to that date
         (and `last_request_at` within `active_in_last`, as the registry pairs them)."""
+        from datetime import UTC, datetime
+
         moment = datetime.fromisoformat(value.text)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
@@ -424,7 +436,7 @@ def plan_checked(
 ) -> Plan:
     """The plan of a query already parsed, expanded and validated (``kql.planning.checked.check``)."""
     with carets(source):
-        branches = _branches(checked.filter, reg, max_branches, checked.query, now or datetime.now(UTC))
+        branches = _branches(checked.filter, reg, max_branches, checked.query, now)
     needed = _needed_attributes(branches, checked.sort)
     fetch, strip = _fields(checked.fields, needed)
     result = Plan(
@@ -476,7 +488,9 @@ def check_budget(plan: Plan, max_requests: int | None, source: str | None = None
     raise over.with_source(source) if source is not None else over
 
 
-def _branches(typed: Typed | None, reg: Registry, cap: int, query: ast.Query, now: datetime) -> list[Branch]:
+def _branches(
+    typed: Typed | None, reg: Registry, cap: int, query: ast.Query, now: datetime | None
+) -> list[Branch]:
     builder = _BranchBuilder(reg, now)
     if typed is None:
         return [Branch(Request(()))]

@@ -10,13 +10,16 @@ build their requests with it, so one request means the same thing in both.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import attrs
 
 from kql.language import ast
 from kql.planning.plan import Param
 from kql.registry import Filter, Registry
+
+if TYPE_CHECKING:
+    from decimal import Decimal
 
 
 @attrs.frozen(slots=True)
@@ -67,7 +70,7 @@ def merge_sends(sends: list[Send], reg: Registry) -> Merged:
             merged.append((target, values))
         elif rule in ("min", "max"):
             pick = min if rule == "min" else max
-            merged.append((first, (pick((vs[0] for vs in distinct), key=Decimal),)))
+            merged.append((first, (pick((vs[0] for vs in distinct), key=_number),)))
         elif rule == "exclusive_group":
             if len({m.entry.param for m in members}) > 1:
                 nothing = True
@@ -86,6 +89,12 @@ def merge_sends(sends: list[Send], reg: Registry) -> Merged:
     return Merged(merged, nothing, conflicts)
 
 
+def _number(text: str) -> Decimal:
+    from decimal import Decimal  # here: only a query comparing amounts or days pays for importing decimal
+
+    return Decimal(text)
+
+
 def _group_key(entry: Filter) -> str:
     if entry.merge == "exclusive_group":
         return "group:" + entry.name
@@ -95,7 +104,7 @@ def _group_key(entry: Filter) -> str:
 def _distinct(value_sets: list[tuple[str, ...]], money: bool) -> list[tuple[str, ...]]:
     seen: dict[object, tuple[str, ...]] = {}
     for values in value_sets:
-        key = tuple(Decimal(v) for v in values) if money else values
+        key = tuple(_number(v) for v in values) if money else values
         seen.setdefault(key, values)
     return list(seen.values())
 
@@ -130,7 +139,7 @@ def _contradicts(sends: list[Send], reg: Registry) -> bool:
             else:
                 days_within[family] = min(days, days_within.get(family, days))
         elif entry.value == "money" and entry.op:
-            money[entry.op].append(Decimal(send.values[0]))
+            money[entry.op].append(_number(send.values[0]))
         elif entry.value in ("id", "string"):
             (negative if entry.negated else positive).setdefault(family, set()).update(send.values)
     if any(positive.get(f, set()) & values for f, values in negative.items()):

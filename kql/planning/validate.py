@@ -8,7 +8,6 @@ one request can express the whole thing is the compiler's (or planner's) call.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from datetime import datetime
 from typing import TypeAlias
 
 import attrs
@@ -440,6 +439,8 @@ class _Checker:
         return value.text
 
     def date(self, value: ast.Date) -> None:
+        from datetime import datetime  # only for a query with a date: datetime costs start-up time
+
         try:
             datetime.fromisoformat(value.text)
         except ValueError:

@@ -203,20 +203,38 @@ def _from_data(data: dict[str, Any]) -> Registry:
 def registry() -> Registry:
     """The registry shipped with kql, parsed once per process.
 
-    registry.toml stays the one source: its parsed TOML is kept in kql's cache, stamped with
-    the file's text, so a start whose registry.toml is unchanged skips importing tomllib.
+    registry.toml stays the one source: the registry read from it (checked, negations linked) is
+    kept in kql's cache as plain data, stamped with the file's text and this loader's code, so a
+    start whose registry.toml is unchanged skips importing tomllib and linking the negations.
     """
     from kql import _cache
 
     with open(os.path.join(os.path.dirname(__file__), "registry.toml"), encoding="utf-8") as file:
         text = file.read()
-    data = _cache.load("registry", (text,))
-    if not isinstance(data, dict):
-        import tomllib
+    info = os.stat(__file__)
+    sources = (text, (__file__, info.st_size, info.st_mtime_ns))
+    data = _cache.load("registry", sources)
+    if isinstance(data, dict):
+        return _from_cache(data)
+    loaded = load_registry(text)
+    _cache.store("registry", sources, _to_cache(loaded))
+    return loaded
 
-        data = tomllib.loads(text)
-        _cache.store("registry", (text,), data)
-    return _from_data(data)
+
+def _to_cache(reg: Registry) -> dict[str, Any]:
+    return {
+        "filters": [attrs.asdict(f) for f in reg.filters],
+        "attributes": {name: attrs.asdict(a) for name, a in reg.attributes.items()},
+        "id_prefixes": dict(reg.id_prefixes),
+    }
+
+
+def _from_cache(data: dict[str, Any]) -> Registry:
+    return Registry(
+        filters=tuple(Filter(**entry) for entry in data["filters"]),
+        attributes={name: Attribute(**spec) for name, spec in data["attributes"].items()},
+        id_prefixes=data["id_prefixes"],
+    )
 
 
 def filters() -> Registry:

@@ -21,7 +21,7 @@ from pygls.uris import from_fs_path, to_fs_path
 from kql.cli.lsp import analysis
 from kql.cli.lsp.analysis import Problem, SegmentsFile
 from kql.cli.lsp.text import Lines
-from kql.language.errors import NOT_UNICODE, KQLError
+from kql.language.errors import KQLError, first_not_unicode
 
 log = logging.getLogger("kql.lsp")
 P = ParamSpec("P")
@@ -42,7 +42,9 @@ _KINDS = {
 
 def _clean(text: str) -> str:
     """Lone surrogates (not UTF-8) cannot be written to the client: show U+FFFD instead."""
-    return NOT_UNICODE.sub("\ufffd", text)
+    if first_not_unicode(text) is None:
+        return text
+    return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
 
 
 class KQLServer(LanguageServer):
