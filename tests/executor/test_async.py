@@ -102,3 +102,31 @@ def test_async_400_not_retried_and_stop_early(api: FakeAPI) -> None:
     with pytest.raises(APIError):
         asyncio.run(bad())
     assert len(api.requests) == 1
+
+
+def test_async_body_not_json_is_retried_within_the_budget(api: FakeAPI) -> None:
+    from kql.execute.errors import TransportError
+
+    asked = {"n": 0}
+
+    def hook(seen: Seen) -> Reply | None:
+        if seen.page == 2:
+            asked["n"] += 1
+            if asked["n"] == 1:
+                return Reply(200, b'{"data": [', {"Content-Type": "application/vnd.api+json"})
+        if seen.page == 3:
+            return Reply(200, b"<html>", {"Content-Type": "text/html"})
+        return None
+
+    api.hook = hook
+
+    async def main(query: str) -> list[str]:
+        async with AsyncClient(api.base_url, token=TOKEN, retry=FAST, max_page_size=50) as c:
+            return await collect(c.customers(query))
+
+    assert asyncio.run(main("limit 100")) == every_id(250)[:100]  # page 2 healed when asked again
+    with pytest.raises(TransportError) as caught:
+        asyncio.run(main(""))  # page 3 never does: the policy's 6 attempts, then the error
+    assert "not valid JSON" in str(caught.value) and "after 6 attempts" in str(caught.value)
+    assert api.pages_requested().count(3) == 6
+
