@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from kql.execute import deadline, targets, timeline
+from kql.execute import deadline, pools, targets, timeline
 from kql.execute.auth import TokenSource
 from kql.execute.base import (
     _AGAIN,
@@ -68,6 +68,9 @@ class Client(ClientBase):
         self._http = httpx.Client(**self._httpx_options())
         # Every connect, read and write within what is left of the attempt (see kql.execute.deadline).
         self.bounded = deadline.install(self._http)
+        # A connection pool per sending thread, so the workers never queue on one pool's lock
+        # (kql.execute.pools); after the deadline, whose backend each thread's pool takes over.
+        self.pooled_per_thread = pools.install(self._http)
         self._tokens = TokenSource(self._credentials, self._grant)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
