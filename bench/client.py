@@ -21,6 +21,10 @@ a. CPU time of this process per customer, exporting 100,000 customers (1,000 pag
 b. Wall time of 10,000 customers (100 pages) at 50 ms latency, concurrency 8, against the bound
    ceil(pages / concurrency) × latency, and against the floor (1 + ceil((pages - 1) / concurrency))
    × latency: the first page must come back before the client knows how many pages there are.
+   kql.Client, kql.AsyncClient (one event loop and client for every run, as the synchronous
+   client is one for every run) and the minimal client, interleaved; and, in the same rounds, the
+   round trip of one request at a time (a page, one httpx GET after another): (1 + ceil((pages - 1)
+   / concurrency)) round trips is the floor this machine and server give now, whatever the client.
 
 Usage: python bench/client.py [--runs N] [--customers N] [--skip-cli] [--only a|b]
 """
@@ -28,6 +32,7 @@ Usage: python bench/client.py [--runs N] [--customers N] [--skip-cli] [--only a|
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import os
@@ -195,13 +200,14 @@ def cpu_per_customer(template: Path, customers: int, runs: int, cli: bool) -> No
 
 
 def bound(template: Path, runs: int) -> None:
+    from kql.execute.async_client import AsyncClient
     from kql.execute.client import Client
 
     customers, latency_ms = 10_000, 50.0
     pages = customers // PAGE_SIZE
     latency = latency_ms / 1000
 
-    cpu_used: dict[str, list[float]] = {"kql": [], "minimal": []}
+    cpu_used: dict[str, list[float]] = {"kql": [], "kql async": [], "minimal": []}
 
     def wall(name: str, fn: Callable[[], int]) -> float:
         start, start_cpu = time.perf_counter(), time.process_time()
@@ -209,31 +215,57 @@ def bound(template: Path, runs: int) -> None:
         cpu_used[name].append(time.process_time() - start_cpu)
         return time.perf_counter() - start
 
+    async def stream(client: AsyncClient) -> int:
+        return sum([1 async for _ in client.customers("")])
+
+    def round_trip(base: str) -> float:
+        """The median of a few requests for a page, one at a time: latency plus what the server and
+        the machine add to each request when nothing else of the client runs."""
+        url = f"{base}/v1/customers?sort=created_at&page[number]=2&page[size]={PAGE_SIZE}"
+        took = []
+        with httpx.Client(headers={"Authorization": "Bearer replay"}) as http:
+            for _ in range(9):
+                start = time.perf_counter()
+                http.get(url).raise_for_status()
+                took.append(time.perf_counter() - start)
+        return statistics.median(took[1:])  # the first one connects
+
     with replaying(template, customers, latency_ms) as base, \
-            Client(base, token="replay", concurrency=CONCURRENCY) as client:
-        samples = interleaved({
-            "kql": lambda: wall("kql", lambda: sum(1 for _ in client.customers(""))),
-            "minimal": lambda: wall("minimal", lambda: sum(1 for _ in minimal(base))),
-        }, runs)
-    kql_s, minimal_s = statistics.median(samples["kql"]), statistics.median(samples["minimal"])
-    per_round = paired(samples["kql"], samples["minimal"])
+            Client(base, token="replay", concurrency=CONCURRENCY) as client, asyncio.Runner() as loop:
+        aclient = AsyncClient(base, token="replay", concurrency=CONCURRENCY)
+        try:
+            samples = interleaved({
+                "kql": lambda: wall("kql", lambda: sum(1 for _ in client.customers(""))),
+                "kql async": lambda: wall("kql async", lambda: loop.run(stream(aclient))),
+                "minimal": lambda: wall("minimal", lambda: sum(1 for _ in minimal(base))),
+                "round trip": lambda: round_trip(base),
+            }, runs)
+        finally:
+            loop.run(aclient.aclose())
+    median = {name: statistics.median(s) for name, s in samples.items()}
+    minimal_s = median["minimal"]
     ceiling = math.ceil(pages / CONCURRENCY) * latency
     floor = (1 + math.ceil((pages - 1) / CONCURRENCY)) * latency
     print(f"b. wall time, {customers:,} customers ({pages} pages), {latency_ms:.0f} ms latency, "
           f"concurrency {CONCURRENCY} (median of {runs})")
-    print(f"   kql.Client {kql_s:.3f} s; minimal client {minimal_s:.3f} s ({kql_s / minimal_s:.2f}×, "
-          f"per round {per_round:.2f}×)")
-    print(f"   bound ceil({pages}/{CONCURRENCY}) × {latency_ms:.0f} ms = {ceiling:.3f} s: kql {kql_s / ceiling:.2f}×, "
-          f"minimal {minimal_s / ceiling:.2f}×  (target ≤ 1.3×); the fastest of the runs (the least disturbed): "
-          f"kql {min(samples['kql']) / ceiling:.2f}×, minimal {min(samples['minimal']) / ceiling:.2f}×")
-    print(f"   floor (1 + ceil({pages - 1}/{CONCURRENCY})) × {latency_ms:.0f} ms = {floor:.3f} s (page 1 alone first): "
-          f"kql {kql_s / floor:.2f}×, minimal {minimal_s / floor:.2f}×")
+    print(f"   bound ceil({pages}/{CONCURRENCY}) × {latency_ms:.0f} ms = {ceiling:.3f} s (target ≤ 1.3×); "
+          f"floor (1 + ceil({pages - 1}/{CONCURRENCY})) × {latency_ms:.0f} ms = {floor:.3f} s (page 1 alone first)")
+    trip = median["round trip"]
+    measured_floor = floor / latency * trip
+    print(f"   one request at a time: {trip * 1000:.1f} ms a round trip, so the floor with this server on this "
+          f"machine now is {floor / latency:.0f} × {trip * 1000:.1f} ms = {measured_floor:.3f} s "
+          f"= {measured_floor / ceiling:.2f}× the bound")
     # What the wall time is made of: the floor, plus whatever of the client's CPU (GIL-bound: one
     # core at most) does not overlap the waits. On a busy machine that CPU also waits for a core.
-    kql_cpu, minimal_cpu = statistics.median(cpu_used["kql"]), statistics.median(cpu_used["minimal"])
-    print(f"   client CPU during the run: kql {kql_cpu:.3f} s, minimal {minimal_cpu:.3f} s "
-          f"({kql_cpu / pages * 1000:.2f} vs {minimal_cpu / pages * 1000:.2f} ms a page); "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    for name, label in (("kql", "kql.Client"), ("kql async", "kql.AsyncClient"), ("minimal", "minimal client")):
+        s, used = median[name], statistics.median(cpu_used[name])
+        versus = "" if name == "minimal" else \
+            f"; {s / minimal_s:.2f}× the minimal client (per round {paired(samples[name], samples['minimal']):.2f}×)"
+        fastest = min(samples[name]) / ceiling
+        print(f"   {label:16} {s:.3f} s = {s / ceiling:.2f}× the bound (fastest run {fastest:.2f}×), "
+              f"{s / floor:.2f}× the floor, {s / measured_floor:.2f}× the measured floor; "
+              f"CPU {used / pages * 1000:.2f} ms a page{versus}")
+    print(f"   load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 def main() -> None:

@@ -18,7 +18,16 @@ import httpx
 
 from kql.execute import targets
 from kql.execute.auth import AsyncTokenSource
-from kql.execute.base import _AGAIN, _RETRY, CUSTOMERS_PATH, TOKEN_PATH, ClientBase, _Exchange, request_target
+from kql.execute.base import (
+    _AGAIN,
+    _RETRY,
+    CUSTOMERS_PATH,
+    TOKEN_PATH,
+    ClientBase,
+    Download,
+    _Exchange,
+    request_target,
+)
 from kql.execute.counting import count_exact_async
 from kql.execute.errors import ExecutorError
 from kql.execute.pagination import Page, Pager, Record, parse_page
@@ -150,38 +159,55 @@ class AsyncClient(ClientBase):
             self._gate = asyncio.Semaphore(self.concurrency)
         gate = self._gate
 
-        async def gated(number: int) -> Page:
-            async with gate:
-                return await self._fetch(pager, number)
+        async def gated(number: int) -> Download:
+            async with gate:  # the request only: its slot is free for the next page before this one is decoded
+                return await self._download(pager, number)
 
         numbers = iter(rest)
-        # As Client._records: the next pages are under way while the first one's customers are read.
-        window: deque[asyncio.Task[Page]] = deque(
-            asyncio.ensure_future(gated(n)) for n in islice(numbers, self.lookahead)
+        # As Client._records: the next pages are under way while the first one's customers are read,
+        # and each page is decoded here, in its turn, not in the task that fetched it.
+        window: deque[tuple[int, asyncio.Task[Download]]] = deque(
+            (n, asyncio.ensure_future(gated(n))) for n in islice(numbers, self.lookahead)
         )
         try:
             for record in records:
                 yield record
             while window and not pager.finished:
-                page = await window.popleft()
+                number, download = window.popleft()
+                page = await self._page(pager, number, await download)
                 if pager.behind(page):
                     page = await self._again(pager, page)
                 for record in pager.accept(page):
                     yield record
                 following = next(numbers, None)
                 if following is not None and not pager.finished:
-                    window.append(asyncio.ensure_future(gated(following)))
+                    window.append((following, asyncio.ensure_future(gated(following))))
             self._finished(pager)
         finally:
-            for task in window:
+            tasks = [task for _, task in window]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*window, return_exceptions=True)  # collect them: no "never retrieved" noise
+            await asyncio.gather(*tasks, return_exceptions=True)  # collect them: no "never retrieved" noise
 
     async def _fetch(self, pager: Pager, number: int) -> Page:
+        """Page ``number``, fetched and decoded (as Client._fetch)."""
+        return await self._page(pager, number, await self._download(pager, number))
+
+    async def _download(self, pager: Pager, number: int) -> Download:
+        """A page's request and its body, not decoded (as Client._download)."""
         url, params = self._page_request(pager, number)
-        page = parse_page(number, await self._send("GET", url, params=params))
-        if pager.is_short(page):  # once more, as Client._fetch
+        download: Download = await self._send("GET", url, params=params, decode=False)
+        return download
+
+    async def _page(self, pager: Pager, number: int, download: Download) -> Page:
+        """The page in ``download``, decoded and checked (as Client._page)."""
+        decoded = download.exchange.decode(download.body)
+        if decoded is _RETRY:  # not JSON: the same exchange goes on, its back-off first
+            decoded = await self._complete(download.exchange, None, retrying=True)
+        page = parse_page(number, decoded)
+        if pager.is_short(page):  # once more, as Client._page
             self._count("fault:short-page")
+            url, params = self._page_request(pager, number)
             again = parse_page(number, await self._send("GET", url, params=params))
             page = again if len(again.records) >= len(page.records) else page
         return page
@@ -206,27 +232,35 @@ class AsyncClient(ClientBase):
         params: Sequence[tuple[str, str]] | None = None,
         data: dict[str, str] | None = None,
         authorize: bool = True,
+        decode: bool = True,
     ) -> Any:
-        # The same loop as Client._send, awaiting instead of blocking.
-        exchange = _Exchange(self, method, url, params, authorize)
+        """The decoded body of a successful answer (a ``Download`` if not ``decode``)."""
+        return await self._complete(_Exchange(self, method, url, params, authorize), data, decode=decode)
+
+    async def _complete(
+        self, exchange: _Exchange, data: dict[str, str] | None, *, decode: bool = True, retrying: bool = False
+    ) -> Any:
+        """The same loop as Client._complete, awaiting instead of blocking."""
         while True:
+            if retrying:
+                await asyncio.sleep(exchange.delay())  # raises the failure when retrying is over
+            retrying = True
             headers: dict[str, str] = {}
             generation = 0
-            if authorize:
+            if exchange.authorize:
                 token, generation = await self._tokens.get()
                 headers["Authorization"] = f"Bearer {token}"
             exchange.start()
             try:
-                response, body = await self._attempt(method, exchange.url, exchange.params, data, headers)
+                response, body = await self._attempt(exchange.method, exchange.url, exchange.params, data, headers)
             except httpx.TransportError as exc:
                 exchange.transport_failed(exc)
             else:
-                step = exchange.answered(response, body, generation)
+                step = exchange.answered(response, body, generation, decode)
                 if step is _AGAIN:
-                    continue
-                if step is not _RETRY:
+                    retrying = False
+                elif step is not _RETRY:
                     return step
-            await asyncio.sleep(exchange.delay())
 
     async def _attempt(
         self,

@@ -317,23 +317,20 @@ class ClientBase:
 
     def _decide(
         self, response: httpx.Response, body: bytes | bytearray, attempts: int
-    ) -> tuple[Any, ExecutorError | str | None, float | None]:
-        """(decoded body, None, None) on success, or (None, failure, retry-after) for a retryable failure.
+    ) -> tuple[ExecutorError | str | None, float | None]:
+        """(None, None) on success (the body is for the caller to decode), or (failure, retry-after)
+        for a retryable failure.
 
         ``response`` is closed; ``body`` is what was read of it (decoded, capped in size).
         Raises at once for responses that must not be retried.
         """
         status = response.status_code
         if 200 <= status < 300:
-            try:
-                return json.loads(body), None, None
-            except ValueError:
-                self._count("fault:bad-body")
-                return None, "the response body was not valid JSON (cut short?)", None
+            return None, None
         if status in RETRY_STATUSES:
             self._count(f"fault:{status}")
             retry_after = parse_retry_after(response.headers.get("retry-after"))
-            return None, self._error(response, body, attempts), retry_after
+            return self._error(response, body, attempts), retry_after
         raise self._error(response, body, attempts)
 
     def _page_request(self, pager: Pager, number: int) -> tuple[httpx.URL, list[tuple[str, str]]]:
@@ -361,6 +358,22 @@ class ClientBase:
 # What one answer means for the request it belongs to (besides a decoded body: done).
 _AGAIN = object()  # redirected, or re-authorized: send again at once
 _RETRY = object()  # a retryable failure: wait, then send again
+
+_NOT_JSON = "the response body was not valid JSON (cut short?)"
+
+
+class Download:
+    """A 2xx body as it came off the wire, not yet decoded, and the exchange it ends.
+
+    A page's fetching thread (or task) hands this on and sends its next request at once; the
+    reader decodes it (``_Exchange.decode``), so the JSON work of one page overlaps the waits of
+    the others instead of delaying the next request on its connection. A body that is not JSON
+    goes on with the same exchange: its attempts and back-off, as if it had been decoded at once."""
+
+    __slots__ = ("body", "exchange")
+
+    def __init__(self, exchange: _Exchange, body: bytes | bytearray) -> None:
+        self.exchange, self.body = exchange, body
 
 
 class _Exchange:
@@ -410,8 +423,9 @@ class _Exchange:
         self.client._count(f"fault:{_fault_name(exc)}")
         self.failure = described
 
-    def answered(self, response: httpx.Response, body: bytes | bytearray, generation: int) -> Any:
-        """The decoded body, _AGAIN or _RETRY; raises for answers that must not be retried."""
+    def answered(self, response: httpx.Response, body: bytes | bytearray, generation: int, decode: bool = True) -> Any:
+        """The decoded body (a ``Download`` if not ``decode``), _AGAIN or _RETRY; raises for answers
+        that must not be retried."""
         client = self.client
         self._trace(f"{response.status_code} {response.reason_phrase}".strip())
         if response.status_code in _REDIRECTS:
@@ -426,11 +440,20 @@ class _Exchange:
             client._tokens.invalidate(generation)
             self.attempts -= 1
             return _AGAIN
-        decoded, problem, self.retry_after = client._decide(response, body, self.attempts)
+        problem, self.retry_after = client._decide(response, body, self.attempts)
         if problem is None:
-            return decoded
+            return self.decode(body) if decode else Download(self, body)
         self.failure = problem
         return _RETRY
+
+    def decode(self, body: bytes | bytearray) -> Any:
+        """A 2xx body's JSON, or _RETRY (counted as ``fault:bad-body``) if it is not JSON."""
+        try:
+            return json.loads(body)
+        except ValueError:
+            self.client._count("fault:bad-body")
+            self.failure = _NOT_JSON
+            return _RETRY
 
     def delay(self) -> float:
         """Seconds to wait before the next attempt; raises the failure when retrying is over."""

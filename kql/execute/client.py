@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from kql.execute import deadline, targets, timeline
+from kql.execute import deadline, pools, targets, timeline
 from kql.execute.auth import TokenSource
 from kql.execute.base import (
     _AGAIN,
@@ -33,6 +33,7 @@ from kql.execute.base import (
     CUSTOMERS_PATH,
     TOKEN_PATH,
     ClientBase,
+    Download,
     _Exchange,
     _Stopped,
     request_target,
@@ -67,6 +68,9 @@ class Client(ClientBase):
         self._http = httpx.Client(**self._httpx_options())
         # Every connect, read and write within what is left of the attempt (see kql.execute.deadline).
         self.bounded = deadline.install(self._http)
+        # A connection pool per sending thread, so the workers never queue on one pool's lock
+        # (kql.execute.pools); after the deadline, whose backend each thread's pool takes over.
+        self.pooled_per_thread = pools.install(self._http)
         self._tokens = TokenSource(self._credentials, self._grant)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -174,24 +178,27 @@ class Client(ClientBase):
         pool = self._executor()
         stop = threading.Event()  # set when the stream ends: requests still retrying give up at once
         # The next pages are asked for before the first page's customers are handed out: the
-        # reader's time on them overlaps the requests, as it does for every later page.
-        window: deque[Future[Page]] = deque(
-            pool.submit(self._fetch, pager, n, stop) for n in islice(numbers, self.lookahead)
+        # reader's time on them overlaps the requests, as it does for every later page. The pool
+        # only fetches; this thread decodes each page as its turn comes (``_page``), so a worker
+        # sends its next request as soon as it has read a body, not after the JSON work on it.
+        window: deque[tuple[int, Future[Download]]] = deque(
+            (n, pool.submit(self._download, pager, n, stop)) for n in islice(numbers, self.lookahead)
         )
         try:
             yield from records
             while window and not pager.finished:
-                page = window.popleft().result()
+                number, download = window.popleft()
+                page = self._page(pager, number, download.result(), stop)
                 if pager.behind(page):
                     page = self._again(pager, page, stop)
                 yield from pager.accept(page)
                 following = next(numbers, None)
                 if following is not None and not pager.finished:
-                    window.append(pool.submit(self._fetch, pager, following, stop))
+                    window.append((following, pool.submit(self._download, pager, following, stop)))
             self._finished(pager)
         finally:
             stop.set()
-            for future in window:
+            for _, future in window:
                 future.cancel()
 
     def _executor(self) -> ThreadPoolExecutor:
@@ -201,13 +208,31 @@ class Client(ClientBase):
             return self._pool
 
     def _fetch(self, pager: Pager, number: int, stop: threading.Event | None = None) -> Page:
+        """Page ``number``, fetched and decoded on this thread."""
+        return self._page(pager, number, self._download(pager, number, stop), stop)
+
+    def _download(self, pager: Pager, number: int, stop: threading.Event | None = None) -> Download:
+        """A page's request and its body off the wire, not decoded (a pool thread's whole job)."""
         url, params = self._page_request(pager, number)
-        page = parse_page(number, self._send("GET", url, params=params, stop=stop))
+        download: Download = self._send("GET", url, params=params, stop=stop, decode=False)
+        return download
+
+    def _page(self, pager: Pager, number: int, download: Download, stop: threading.Event | None) -> Page:
+        """The page in ``download``, decoded and checked: a body that is not JSON is asked for again
+        (the same exchange's retries), a short page once more."""
+        page = parse_page(number, self._decoded(download, stop))
         if pager.is_short(page):  # once more: a hiccup of the server's, or customers really missing
             self._count("fault:short-page")
+            url, params = self._page_request(pager, number)
             again = parse_page(number, self._send("GET", url, params=params, stop=stop))
             page = again if len(again.records) >= len(page.records) else page
         return page
+
+    def _decoded(self, download: Download, stop: threading.Event | None) -> Any:
+        decoded = download.exchange.decode(download.body)
+        if decoded is _RETRY:
+            return self._complete(download.exchange, None, stop, retrying=True)
+        return decoded
 
     def _again(self, pager: Pager, page: Page, stop: threading.Event | None = None) -> Page:
         """``page`` once more: it was served before the page ahead of it (``Pager.behind``)."""
@@ -232,32 +257,48 @@ class Client(ClientBase):
         data: dict[str, str] | None = None,
         authorize: bool = True,
         stop: threading.Event | None = None,
+        decode: bool = True,
     ) -> Any:
-        exchange = _Exchange(self, method, url, params, authorize)
+        """The decoded body of a successful answer (a ``Download`` if not ``decode``)."""
+        return self._complete(_Exchange(self, method, url, params, authorize), data, stop, decode=decode)
+
+    def _complete(
+        self,
+        exchange: _Exchange,
+        data: dict[str, str] | None,
+        stop: threading.Event | None,
+        *,
+        decode: bool = True,
+        retrying: bool = False,
+    ) -> Any:
+        """``exchange`` to its end: attempts until an answer is final, waiting between them; first the
+        wait after a failure already seen if ``retrying`` (a body that turned out not to be JSON)."""
         while True:
+            if retrying:
+                delay = exchange.delay()  # raises the failure when retrying is over
+                if stop is None:
+                    time.sleep(delay)
+                elif stop.wait(delay):
+                    raise _Stopped()
+            retrying = True
             if stop is not None and stop.is_set():
                 raise _Stopped()
             headers: dict[str, str] = {}
             generation = 0
-            if authorize:
+            if exchange.authorize:
                 token, generation = self._tokens.get()
                 headers["Authorization"] = f"Bearer {token}"
             exchange.start()
             try:
-                response, body = self._attempt(method, exchange.url, exchange.params, data, headers)
+                response, body = self._attempt(exchange.method, exchange.url, exchange.params, data, headers)
             except httpx.TransportError as exc:
                 exchange.transport_failed(exc)
             else:
-                step = exchange.answered(response, body, generation)
+                step = exchange.answered(response, body, generation, decode)
                 if step is _AGAIN:
-                    continue
-                if step is not _RETRY:
+                    retrying = False
+                elif step is not _RETRY:
                     return step
-            delay = exchange.delay()
-            if stop is None:
-                time.sleep(delay)
-            elif stop.wait(delay):
-                raise _Stopped()
 
     def _attempt(
         self,

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.abc
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -102,3 +107,57 @@ def test_async_400_not_retried_and_stop_early(api: FakeAPI) -> None:
     with pytest.raises(APIError):
         asyncio.run(bad())
     assert len(api.requests) == 1
+
+
+def test_async_body_not_json_is_retried_within_the_budget(api: FakeAPI) -> None:
+    from kql.execute.errors import TransportError
+
+    asked = {"n": 0}
+
+    def hook(seen: Seen) -> Reply | None:
+        if seen.page == 2:
+            asked["n"] += 1
+            if asked["n"] == 1:
+                return Reply(200, b'{"data": [', {"Content-Type": "application/vnd.api+json"})
+        if seen.page == 3:
+            return Reply(200, b"<html>", {"Content-Type": "text/html"})
+        return None
+
+    api.hook = hook
+
+    async def main(query: str) -> list[str]:
+        async with AsyncClient(api.base_url, token=TOKEN, retry=FAST, max_page_size=50) as c:
+            return await collect(c.customers(query))
+
+    assert asyncio.run(main("limit 100")) == every_id(250)[:100]  # page 2 healed when asked again
+    with pytest.raises(TransportError) as caught:
+        asyncio.run(main(""))  # page 3 never does: the policy's 6 attempts, then the error
+    assert "not valid JSON" in str(caught.value) and "after 6 attempts" in str(caught.value)
+    assert api.pages_requested().count(3) == 6
+
+
+class _Lookups(importlib.abc.MetaPathFinder):
+    """Records every module looked for: once warm, only a failed import (never cached) is looked for again."""
+
+    def __init__(self) -> None:
+        self.names: Counter[str] = Counter()
+
+    def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None) -> None:
+        self.names[name] += 1
+
+
+def test_async_requests_search_for_no_module(api: FakeAPI) -> None:
+    # httpcore imports sniffio for each lock it sets up; a missing sniffio is searched along
+    # sys.path every time (a failed import is not cached): kql depends on it, so none is searched.
+    async def main() -> list[str]:
+        async with AsyncClient(api.base_url, token=TOKEN, retry=FAST, max_page_size=50) as c:
+            return await collect(c.customers(""))
+
+    assert asyncio.run(main()) == every_id(250)  # warm: whatever a run imports is imported now
+    lookups = _Lookups()
+    sys.meta_path.insert(0, lookups)
+    try:
+        assert asyncio.run(main()) == every_id(250)
+    finally:
+        sys.meta_path.remove(lookups)
+    assert dict(lookups.names) == {}

@@ -341,3 +341,13 @@ def test_refresh_token_grant_then_client_credentials(refresh_accepted: bool) -> 
             assert [s.body.split("&")[0] for s in api.requests if s.path == "/v1/oauth/token"][1] == (
                 "grant_type=refresh_token"
             )
+
+
+def test_a_body_that_is_never_json_uses_the_retry_budget_once(api: FakeAPI) -> None:
+    # Page 2 is decoded by the reader, not the worker that read it: its retries are the same
+    # exchange's, so the policy's attempts are all it gets, not twice as many.
+    api.hook = lambda s: Reply(200, b"<html>", {"Content-Type": "text/html"}) if s.page == 2 else None
+    with client(api, max_page_size=100) as c, pytest.raises(TransportError) as caught:
+        list(c.customers(""))
+    assert "not valid JSON" in str(caught.value) and "after 6 attempts" in str(caught.value)
+    assert api.pages_requested().count(2) == 6

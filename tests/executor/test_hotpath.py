@@ -176,3 +176,56 @@ def test_the_async_client_asks_for_the_next_pages_before_the_first_page_is_read(
 
     seen, ids = asyncio.run(main())
     assert seen and ids == [str(i) for i in range(250, 0, -1)]  # newest first, the API's default
+
+
+def _not_json_once_then_page_three(api: FakeAPI) -> tuple[threading.Event, list[int]]:
+    """Page 2's first answer is a 200 whose body is not JSON; page 3's first request notes how often
+    page 2 had been asked for by then."""
+    page_three = threading.Event()
+    page_two_asked: list[int] = []
+
+    def hook(seen: Seen) -> Reply | None:
+        if seen.path != "/v1/customers":
+            return None
+        asked = [r.page for r in api.requests].count(2)
+        if seen.page == 3 and not page_three.is_set():
+            page_two_asked.append(asked)
+            page_three.set()
+        if seen.page == 2 and asked == 1:
+            return Reply(200, b'{"data": [', {"Content-Type": "application/vnd.api+json"})
+        return None
+
+    api.hook = hook
+    return page_three, page_two_asked
+
+
+def test_a_worker_asks_for_its_next_page_before_the_page_it_read_is_decoded(api: FakeAPI) -> None:
+    # One worker, and the reader held on page 1: the worker reads page 2's body and goes on to page 3
+    # without decoding it (so it has not seen that it is not JSON). The reader decodes page 2 in its
+    # turn, asks for it again, and nothing is lost.
+    page_three, page_two_asked = _not_json_once_then_page_three(api)
+    with Client(api.base_url, token=TOKEN, retry=FAST, max_page_size=50, concurrency=1) as client:
+        stream = client.customers("")
+        assert next(stream)["id"] == "250"
+        assert page_three.wait(30)
+        assert page_two_asked == [1]
+        assert [r["id"] for r in stream] == [str(i) for i in range(249, 0, -1)]
+        assert client.stats["fault:bad-body"] == 1
+    assert [r.page for r in api.requests].count(2) == 2
+
+
+def test_an_async_page_task_frees_its_slot_before_its_page_is_decoded(api: FakeAPI) -> None:
+    page_three, page_two_asked = _not_json_once_then_page_three(api)
+
+    async def main() -> tuple[bool, list[str], int]:
+        async with AsyncClient(api.base_url, token=TOKEN, retry=FAST, max_page_size=50, concurrency=1) as client:
+            stream = client.customers("")
+            first = await anext(stream)
+            seen = await asyncio.to_thread(page_three.wait, 30)  # the loop runs the page tasks meanwhile
+            rest = [r["id"] async for r in stream]
+            return seen, [first["id"], *rest], client.stats["fault:bad-body"]
+
+    seen, ids, bad = asyncio.run(main())
+    assert seen and page_two_asked == [1]
+    assert ids == [str(i) for i in range(250, 0, -1)] and bad == 1
+    assert [r.page for r in api.requests].count(2) == 2
