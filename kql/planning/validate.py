@@ -26,7 +26,10 @@ _DURATION_UNITS = {"d": 1, "w": 7}
 _EXAMPLES = {"limit": "limit 100", "page number": "page 1 size 25", "page size": "page 1 size 25"}
 
 
-@attrs.frozen(slots=True)
+# The typed tree: one node per AST node of every query. Not frozen, though nothing assigns to a node
+# after it is made: a frozen attrs class sets each field through object.__setattr__, which makes it
+# about twice as dear to build. Hashable by value, as the frozen classes were.
+@attrs.define(slots=True, unsafe_hash=True)
 class Cond:
     """An atom that names API filters: ``name``/``form``/``op`` select the registry entries."""
 
@@ -38,7 +41,7 @@ class Cond:
     node: ast.Expr
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True, unsafe_hash=True)  # as Cond
 class Local:
     """A predicate on a returned attribute, evaluated locally by the planner."""
 
@@ -48,19 +51,19 @@ class Local:
     node: ast.Comparison
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True, unsafe_hash=True)  # as Cond
 class TNot:
     item: Typed
     node: ast.Not
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True, unsafe_hash=True)  # as Cond
 class TAnd:
     items: tuple[Typed, ...]
     node: ast.And
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True, unsafe_hash=True)  # as Cond
 class TOr:
     items: tuple[Typed, ...]
     node: ast.Or
