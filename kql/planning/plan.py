@@ -235,7 +235,7 @@ def encode(params: Sequence[Param]) -> str:
     Brackets in names and ``,@:/`` in values stay readable; everything else that
     could end a value or change a parameter (``& = # + % ;`` and spaces) is escaped.
     """
-    return "&".join(f"{_quote_name(name)}={_quote_value(value)}" for name, value in params)
+    return "&".join([f"{_quote_name(name)}={_quote_value(value)}" for name, value in params])
 
 
 # What quote() never escapes (letters, digits, ``_.-~``) plus the value's ``safe`` set: a value

@@ -509,7 +509,10 @@ def _one_conjunction(typed: Typed, negate: bool, reg: Registry, out: list[Litera
     if isinstance(typed, (TAnd, TOr)):
         if isinstance(typed, TAnd) == negate:  # `a or b`, `not (a and b)`: a disjunction
             return False
-        return all(_one_conjunction(item, negate, reg, out) for item in typed.items)
+        for item in typed.items:  # noqa: SIM110 (a loop, not all() over a generator: this runs per condition)
+            if not _one_conjunction(item, negate, reg, out):
+                return False
+        return True
     if isinstance(typed, TNot):
         return _one_conjunction(typed.item, not negate, reg, out)
     if not isinstance(typed, Local) and typed.op not in _DERIVED_OPS and len(typed.values) < 2:
