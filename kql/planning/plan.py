@@ -22,6 +22,7 @@ import attrs
 
 from kql.language import ast
 from kql.language.errors import KQLError
+from kql.language.frozen import quick_init
 
 Param = tuple[str, str]
 
@@ -40,6 +41,7 @@ DEFAULT_ORDER = "-created_at"
 # ---- the plan ---------------------------------------------------------------------------
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Request:
     """One filtered listing of customers (all of its pages)."""
@@ -51,6 +53,7 @@ class Request:
         return encode(self.params)
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class LocalFilter:
     """A comparison evaluated on each returned customer."""
@@ -62,6 +65,7 @@ class LocalFilter:
     text: str
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Branch:
     """One conjunction: a streamed request, narrowed by id sets and local filters."""
@@ -85,6 +89,7 @@ class Branch:
         return 1 + len(self.exclude) + len(self.intersect)
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Plan:
     query: ast.Query

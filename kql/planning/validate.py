@@ -16,6 +16,7 @@ import attrs
 from kql.language import ast
 from kql.language.errors import KQLError, did_you_mean, raise_all
 from kql.language.formatter import format_value, quote
+from kql.language.frozen import quick_init
 from kql.language.parser import MAX_DEPTH
 from kql.planning.plan import DEFAULT_PAGE_SIZE
 from kql.registry import Attribute, Filter, Registry, registry
@@ -72,6 +73,7 @@ class TOr:
 Typed: TypeAlias = Cond | Local | TNot | TAnd | TOr
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Validated:
     query: ast.Query
