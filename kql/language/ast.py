@@ -12,6 +12,7 @@ from typing import TypeAlias
 import attrs
 
 from kql.language.errors import Span
+from kql.language.frozen import quick_init
 
 
 def _span() -> Span | None:
@@ -21,12 +22,14 @@ def _span() -> Span | None:
 # ---- values ---------------------------------------------------------------------------
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Int:
     value: int
     span: Span | None = _span()
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Decimal:
     """A number with a fractional part, kept as written (``99.50`` stays ``99.50``)."""
@@ -35,6 +38,7 @@ class Decimal:
     span: Span | None = _span()
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Duration:
     """``30d``, ``2w``: an amount and the unit as written (the validator checks it)."""
@@ -44,12 +48,14 @@ class Duration:
     span: Span | None = _span()
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Str:
     value: str
     span: Span | None = _span()
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class TypedId:
     """``bc_9``: an id with its kind's prefix; sends the number."""
@@ -59,6 +65,7 @@ class TypedId:
     span: Span | None = _span()
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Ident:
     """A bare word in value position: an enum value such as ``healthy``."""
@@ -67,6 +74,7 @@ class Ident:
     span: Span | None = _span()
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Date:
     """An absolute date or instant, ``2024-01-31`` or ``2024-01-31T10:00:00Z``, as written."""
@@ -75,11 +83,13 @@ class Date:
     span: Span | None = _span()
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Null:
     span: Span | None = _span()
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class ValueList:
     """``(a, b, c)`` after ``in``."""
@@ -95,6 +105,7 @@ Value: TypeAlias = Scalar | ValueList
 # ---- filter expressions ---------------------------------------------------------------
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Name:
     """An identifier with its position: filter, field or sort key."""
@@ -103,6 +114,7 @@ class Name:
     span: Span | None = _span()
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Comparison:
     """``field op value``; op is one of ``= != > < >= <= ~ in ends_with starts_with is is_not``."""
@@ -113,6 +125,7 @@ class Comparison:
     span: Span | None = _span()
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Call:
     """``name(arg, …)``: a predicate."""
@@ -122,6 +135,7 @@ class Call:
     span: Span | None = _span()
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Flag:
     """A bare name: ``subscribed``."""
@@ -130,6 +144,7 @@ class Flag:
     span: Span | None = _span()
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Text:
     """A bare string: the API's fuzzy name/email search."""
@@ -138,6 +153,7 @@ class Text:
     span: Span | None = _span()
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class SegmentRef:
     """``@name``: a saved segment."""
@@ -146,18 +162,21 @@ class SegmentRef:
     span: Span | None = _span()
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Not:
     item: Expr
     span: Span | None = _span()
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class And:
     items: tuple[Expr, ...]
     span: Span | None = _span()
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Or:
     items: tuple[Expr, ...]
@@ -171,6 +190,7 @@ Expr: TypeAlias = Atom | Not | And | Or
 # ---- clauses and the query ------------------------------------------------------------
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Sort:
     field: Name
@@ -182,18 +202,21 @@ class Sort:
         return ("-" if self.descending else "") + self.field.text
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Select:
     fields: tuple[Name, ...]
     span: Span | None = _span()
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Limit:
     count: Int
     span: Span | None = _span()
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Page:
     number: Int
@@ -204,6 +227,7 @@ class Page:
 Clause: TypeAlias = Sort | Select | Limit | Page
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Query:
     filter: Expr | None = None

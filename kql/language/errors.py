@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
+from kql.language.frozen import quick_init
+
 # code -> short title; the message of each error adds the specifics.
 CODES: dict[str, str] = {
     "E001": "unexpected character",
@@ -65,6 +67,7 @@ CODES: dict[str, str] = {
 }
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Span:
     """Half-open character offsets ``[start, end)`` into the query text."""

@@ -219,6 +219,7 @@ class Driver(Recognizer):
         match = self._match
         keywords = self._keywords
         end_state = self.end
+        new_token = str.__new__
         pos = 0
         stop = len(text)
         last: _Token | None = None
@@ -239,10 +240,12 @@ class Driver(Recognizer):
             else:
                 kind = found.lastgroup
                 start, pos = found.span(kind)
-                value = text[start:pos]
+                token = last = new_token(_Token, text[start:pos])  # what _token does, without a call per token
                 if kind == "NAME":
-                    kind = keywords.get(value.lower(), kind)
-                token = last = _token(kind, value, start, pos)
+                    kind = keywords.get(token.lower(), kind)
+                token.type = kind
+                token.start_pos = start
+                token.end_pos = pos
             while True:
                 action = states[-1].get(kind)
                 if action is None:

@@ -28,7 +28,7 @@ from kql.language.tables import tables as _tables
 
 __all__ = ["MAX_DEPTH", "MAX_DIGITS", "MAX_QUERY_LENGTH", "decode_string", "keywords", "parse", "tokens"]
 
-_TYPED_ID = r"([A-Za-z]+)_([0-9]+)\Z"  # compiled (and kept by re) when a value is a word
+_LEADING_INT = r"-?[0-9]+"  # the amount of a DURATION token (compiled, and kept by re, on first use)
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "n": "\n", "t": "\t", "/": "/"}
 
 # How Lark's terminal names read in an error message.
@@ -56,10 +56,12 @@ def _span(token: Any) -> Span:
 
 
 def _int(token: Any, text: str | None = None) -> int:
-    digits = (text if text is not None else str(token)).lstrip("-")
-    if len(digits.lstrip("0")) > MAX_DIGITS:
+    if text is None:
+        text = str(token)
+    # Only a long text can be too long a number: most are short, and need no stripping.
+    if len(text) > MAX_DIGITS and len(text.lstrip("-").lstrip("0")) > MAX_DIGITS:
         raise KQLError("E208", f"number '{token}' is too large", _span(token), f"use at most {MAX_DIGITS} digits")
-    return int(text if text is not None else str(token))
+    return int(text)
 
 
 def decode_string(token: Any) -> str:
@@ -121,26 +123,28 @@ def _unicode_escape(raw: str, i: int, base: int) -> tuple[int, int]:
 def _value(token: Any) -> ast.Scalar:
     """A value token as an AST value."""
     kind = token.type
-    span = _span(token)
+    span = Span(token.start_pos, token.end_pos)
     text = str(token)
+    if kind == "NAME":
+        # A typed id is ASCII letters, `_`, ASCII digits (`bc_9`; `[A-Za-z]+_[0-9]+`), told without a regex.
+        prefix, _, digits = text.rpartition("_")
+        if digits.isdigit() and digits.isascii() and prefix.isalpha() and prefix.isascii():
+            return ast.TypedId(prefix, _int(token, digits), span=span)
+        return ast.Ident(text, span=span)
     if kind == "INT":
-        return ast.Int(_int(token), span=span)
-    if kind == "DECIMAL":
-        return ast.Decimal(text, span=span)
-    if kind == "DURATION":
-        match = re.match(r"-?[0-9]+", text)
-        assert match is not None
-        return ast.Duration(_int(token, match.group()), text[match.end() :], span=span)
-    if kind == "DATE":
-        return ast.Date(text, span=span)
+        return ast.Int(_int(token, text), span=span)
     if kind == "STRING":
         return ast.Str(decode_string(token), span=span)
-    if kind == "NULL":
-        return ast.Null(span=span)
-    typed = re.match(_TYPED_ID, text)
-    if typed:
-        return ast.TypedId(typed.group(1), _int(token, typed.group(2)), span=span)
-    return ast.Ident(text, span=span)
+    if kind == "DURATION":
+        match = re.match(_LEADING_INT, text)
+        assert match is not None
+        return ast.Duration(_int(token, match.group()), text[match.end() :], span=span)
+    if kind == "DECIMAL":
+        return ast.Decimal(text, span=span)
+    if kind == "DATE":
+        return ast.Date(text, span=span)
+    assert kind == "NULL", kind
+    return ast.Null(span=span)
 
 
 def _name(token: Any) -> ast.Name:
@@ -197,11 +201,12 @@ class _Builder:
 
     def comparison(self, children: list[Any]) -> ast.Comparison:
         name, op, value = children
-        operator = "=" if str(op) == "==" else str(op).lower()
-        return ast.Comparison(_name(name), operator, _value(value), span=Span(name.start_pos, value.end_pos))
+        operator = "=" if op == "==" else op.lower()  # (a token is a str: lower() gives a plain one)
+        field = ast.Name(str(name), span=Span(name.start_pos, name.end_pos))
+        return ast.Comparison(field, operator, _value(value), span=Span(name.start_pos, value.end_pos))
 
     def value_list(self, children: list[Any]) -> list[ast.Scalar]:
-        return [_value(c) for c in children]
+        return [_value(children[0])] if len(children) == 1 else [_value(c) for c in children]
 
     def in_list(self, children: list[Any]) -> ast.Comparison:
         name, _in, lpar, values, rpar = children
@@ -219,15 +224,20 @@ class _Builder:
 
     def call(self, children: list[Any]) -> ast.Call:
         name, _lpar, values, rpar = children
-        return ast.Call(_name(name), tuple(values or ()), span=Span(name.start_pos, rpar.end_pos))
+        called = ast.Name(str(name), span=Span(name.start_pos, name.end_pos))
+        return ast.Call(called, tuple(values) if values else (), span=Span(name.start_pos, rpar.end_pos))
+
+    # A span is immutable, so a node and its only child, which cover the same text, share one.
 
     def flag(self, children: list[Any]) -> ast.Flag:
         (name,) = children
-        return ast.Flag(_name(name), span=_span(name))
+        span = Span(name.start_pos, name.end_pos)
+        return ast.Flag(ast.Name(str(name), span=span), span=span)
 
     def text(self, children: list[Any]) -> ast.Text:
         (token,) = children
-        return ast.Text(ast.Str(decode_string(token), span=_span(token)), span=_span(token))
+        span = Span(token.start_pos, token.end_pos)
+        return ast.Text(ast.Str(decode_string(token), span=span), span=span)
 
     def segment(self, children: list[Any]) -> ast.SegmentRef:
         (token,) = children

@@ -15,6 +15,7 @@ import attrs
 from kql.language import ast
 from kql.language.errors import KQLError, Span, raise_all
 from kql.language.formatter import format_expr
+from kql.language.frozen import quick_init
 from kql.planning.checked import check
 from kql.planning.plan import LARGEST_PAGE_SIZE, Param, Plan, encode
 from kql.planning.planner import carets, plan_checked
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # imported only where a query uses @segments
     from kql.planning.segments import Segments
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Compiled:
     """One request: its parameters in a stable order, and what the executor needs to know.

@@ -20,6 +20,7 @@ import attrs
 
 from kql.language import ast
 from kql.language.errors import KQLError
+from kql.language.frozen import quick_init
 
 Param = tuple[str, str]
 
@@ -38,6 +39,7 @@ DEFAULT_ORDER = "-created_at"
 # ---- the plan ---------------------------------------------------------------------------
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Request:
     """One filtered listing of customers (all of its pages)."""
@@ -49,6 +51,7 @@ class Request:
         return encode(self.params)
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class LocalFilter:
     """A comparison evaluated on each returned customer."""
@@ -60,6 +63,7 @@ class LocalFilter:
     text: str
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Branch:
     """One conjunction: a streamed request, narrowed by id sets and local filters."""
@@ -83,6 +87,7 @@ class Branch:
         return 1 + len(self.exclude) + len(self.intersect)
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Plan:
     query: ast.Query
@@ -233,7 +238,7 @@ def encode(params: Sequence[Param]) -> str:
     Brackets in names and ``,@:/`` in values stay readable; everything else that
     could end a value or change a parameter (``& = # + % ;`` and spaces) is escaped.
     """
-    return "&".join(f"{_quote_name(name)}={_quote_value(value)}" for name, value in params)
+    return "&".join([f"{_quote_name(name)}={_quote_value(value)}" for name, value in params])
 
 
 # What quote() never escapes (letters, digits, ``_.-~``) plus the value's ``safe`` set: a value

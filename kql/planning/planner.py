@@ -48,7 +48,9 @@ RAW_FACTOR = 8
 
 
 # Literals are hashed again and again (sets of branches, ranks, `x and not x`): cache the hash.
-@attrs.frozen(slots=True, cache_hash=True)
+# Not frozen, though nothing assigns to one after it is made: a frozen attrs class sets each field
+# through object.__setattr__, which makes one literal (made for every condition) cost twice as much.
+@attrs.define(slots=True, unsafe_hash=True, cache_hash=True)
 class Lit:
     """An API condition, maybe negated. Equal when they mean the same (whatever the spelling)."""
 
@@ -82,7 +84,7 @@ class Lit:
         return self.node.span.start if self.node.span else 0
 
 
-@attrs.frozen(slots=True, cache_hash=True)
+@attrs.define(slots=True, unsafe_hash=True, cache_hash=True)  # as Lit
 class LocalLit:
     attribute: str
     op: str
@@ -253,11 +255,12 @@ def _simplify(conjunctions: list[list[Literal]]) -> list[list[Literal]]:
     """Drop contradictions, duplicates and absorbed branches; join `c∧x ∨ c∧¬x` into `c`."""
     if len(conjunctions) == 1:
         # One conjunction (every query one request can answer): nothing to absorb or join.
-        order = {lit: i for i, lit in enumerate(dict.fromkeys(conjunctions[0]))}
+        written = dict.fromkeys(conjunctions[0])
         # `x and not x`: one of the two is negated, so looking from the negated ones finds it.
-        if any(lit.flipped() in order for lit in order if lit.negated):
+        if any(lit.flipped() in written for lit in written if lit.negated):
             return []
-        return [sorted(order, key=lambda lit: (lit.position, order[lit]))]
+        # In the order written; a stable sort keeps first appearances in order for equal positions.
+        return [sorted(written, key=_position)]
     # First appearance, in the order the normal form lists them (the query's order), for
     # literals without a position to tell them apart (a query built from its JSON form).
     rank: dict[Literal, int] = {}
@@ -289,6 +292,10 @@ def _simplify(conjunctions: list[list[Literal]]) -> list[list[Literal]]:
                 break
     # Literals in the order they are written in the query.
     return [sorted(s, key=lambda lit: (lit.position, rank[lit])) for s in sets]
+
+
+def _position(lit: Literal) -> int:
+    return lit.position
 
 
 # ---- branches ---------------------------------------------------------------------------
@@ -516,10 +523,21 @@ def _one_conjunction(typed: Typed, negate: bool, reg: Registry, out: list[Litera
     if isinstance(typed, (TAnd, TOr)):
         if isinstance(typed, TAnd) == negate:  # `a or b`, `not (a and b)`: a disjunction
             return False
-        return all(_one_conjunction(item, negate, reg, out) for item in typed.items)
+        for item in typed.items:  # noqa: SIM110 (a loop, not all() over a generator: this runs per condition)
+            if not _one_conjunction(item, negate, reg, out):
+                return False
+        return True
     if isinstance(typed, TNot):
         return _one_conjunction(typed.item, not negate, reg, out)
+    if not isinstance(typed, Local) and typed.op not in _DERIVED_OPS and len(typed.values) < 2:
+        # A condition the API has as it is (most of them): the literal `_positive` and `_nnf` make.
+        out.append(Lit(typed.name, typed.form, typed.op, typed.enum_value, typed.values, negate, typed.node))
+        return True
     return _flat(_nnf(_positive(typed, reg), negate, reg), out)
+
+
+# The operators `_cond` rewrites into the API's own (`>=` is `> or =`, `in` an `or`, …).
+_DERIVED_OPS = frozenset((">=", "<=", "!=", "in"))
 
 
 def _flat(node: _Node, out: list[Literal]) -> bool:

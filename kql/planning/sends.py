@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from decimal import Decimal
 
 
-@attrs.frozen(slots=True)
+# Not frozen, though nothing assigns to one after it is made: a frozen attrs class sets each field
+# through object.__setattr__, about twice as dear, and one Send is made per condition planned.
+@attrs.define(slots=True, unsafe_hash=True)
 class Send:
     """One condition the API can run: a registry parameter with its values."""
 
@@ -31,7 +33,7 @@ class Send:
     node: ast.Expr
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True)  # as Send
 class Merged:
     """Sends combined per parameter: what to send, whether it is a contradiction, and
     the sends whose values one parameter cannot also hold (same parameter, other value)."""
@@ -41,22 +43,38 @@ class Merged:
     conflicts: list[Send]
 
     def encoded(self) -> list[Param]:
-        return [p for entry, values in self.params for p in _encode_values(entry, values)]
+        out: list[Param] = []
+        for entry, values in self.params:
+            if len(values) == 1:  # most parameters: one value, sent as it is
+                out.append((entry.api_name, values[0]))
+            else:
+                out += _encode_values(entry, values)
+        return out
 
 
 def merge_sends(sends: list[Send], reg: Registry) -> Merged:
     """Combine sends of the same parameter; spot contradictions (match nothing)."""
+    group_of, family_of = reg.derived(_tables)
     groups: dict[str, list[Send]] = {}
     for send in sends:
-        groups.setdefault(_group_key(send.entry), []).append(send)
+        key = group_of[send.entry.param]
+        members = groups.get(key)
+        if members is None:
+            groups[key] = [send]
+        else:
+            members.append(send)
 
     merged: list[tuple[Filter, tuple[str, ...]]] = []
     conflicts: list[Send] = []
-    nothing = _contradicts(sends, reg)
+    nothing = _contradicts(sends, family_of)
     for members in groups.values():
         first, first_values = members[0].entry, members[0].values
         rule = first.merge
-        # (Most parameters are sent once: nothing to tell apart.)
+        if len(members) == 1 and rule != "all":
+            # Most parameters are sent once: nothing to merge or tell apart (what the rules below
+            # make of one send: its values; the one value of a bound).
+            merged.append((first, (first_values[0],) if rule in ("min", "max") else first_values))
+            continue
         distinct = (
             [first_values]
             if len(members) == 1
@@ -95,6 +113,14 @@ def _number(text: str) -> Decimal:
     return Decimal(text)
 
 
+def _tables(reg: Registry) -> tuple[dict[str, str], dict[str, str]]:
+    """Per parameter, once per registry: the group its sends merge in, and its family."""
+    return (
+        {f.param: _group_key(f) for f in reg.filters},
+        {f.param: _family(f, reg).param for f in reg.filters},
+    )
+
+
 def _group_key(entry: Filter) -> str:
     if entry.merge == "exclusive_group":
         return "group:" + entry.name
@@ -122,7 +148,7 @@ def _family(entry: Filter, reg: Registry) -> Filter:
     return reg.by_param[entry.merge_into] if entry.merge_into else entry
 
 
-def _contradicts(sends: list[Send], reg: Registry) -> bool:
+def _contradicts(sends: list[Send], family_of: dict[str, str]) -> bool:
     """True when no customer can match all sends (e.g. `has_tag(5) and not has_tag(5)`)."""
     positive: dict[str, set[str]] = {}
     negative: dict[str, set[str]] = {}
@@ -131,21 +157,28 @@ def _contradicts(sends: list[Send], reg: Registry) -> bool:
     money: dict[str, list[Decimal]] = {"=": [], ">": [], "<": []}
     for send in sends:
         entry = send.entry
-        family = _family(entry, reg).param
-        if entry.value == "days":
+        kind = entry.value
+        if kind == "id" or kind == "string":
+            family = family_of[entry.param]
+            side = negative if entry.negated else positive
+            seen = side.get(family)
+            if seen is None:
+                side[family] = set(send.values)
+            else:
+                seen.update(send.values)
+        elif kind == "days":
+            family = family_of[entry.param]
             days = int(send.values[0])
             if entry.negated:
                 days_beyond[family] = max(days, days_beyond.get(family, 0))
             else:
                 days_within[family] = min(days, days_within.get(family, days))
-        elif entry.value == "money" and entry.op:
+        elif kind == "money" and entry.op:
             money[entry.op].append(_number(send.values[0]))
-        elif entry.value in ("id", "string"):
-            (negative if entry.negated else positive).setdefault(family, set()).update(send.values)
-    if any(positive.get(f, set()) & values for f, values in negative.items()):
+    if negative and any(not positive.get(f, set()).isdisjoint(values) for f, values in negative.items()):
         return True
     # Active in the last 7 days but inactive for the last 30: impossible.
-    if any(days_within[f] <= beyond for f, beyond in days_beyond.items() if f in days_within):
+    if days_beyond and any(days_within[f] <= beyond for f, beyond in days_beyond.items() if f in days_within):
         return True
     low = max(money[">"], default=None)
     high = min(money["<"], default=None)

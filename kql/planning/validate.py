@@ -15,6 +15,7 @@ import attrs
 from kql.language import ast
 from kql.language.errors import KQLError, did_you_mean, raise_all
 from kql.language.formatter import format_value, quote
+from kql.language.frozen import quick_init
 from kql.language.parser import MAX_DEPTH
 from kql.planning.plan import DEFAULT_PAGE_SIZE
 from kql.registry import Attribute, Filter, Registry, registry
@@ -25,7 +26,10 @@ _DURATION_UNITS = {"d": 1, "w": 7}
 _EXAMPLES = {"limit": "limit 100", "page number": "page 1 size 25", "page size": "page 1 size 25"}
 
 
-@attrs.frozen(slots=True)
+# The typed tree: one node per AST node of every query. Not frozen, though nothing assigns to a node
+# after it is made: a frozen attrs class sets each field through object.__setattr__, which makes it
+# about twice as dear to build. Hashable by value, as the frozen classes were.
+@attrs.define(slots=True, unsafe_hash=True)
 class Cond:
     """An atom that names API filters: ``name``/``form``/``op`` select the registry entries."""
 
@@ -37,7 +41,7 @@ class Cond:
     node: ast.Expr
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True, unsafe_hash=True)  # as Cond
 class Local:
     """A predicate on a returned attribute, evaluated locally by the planner."""
 
@@ -47,19 +51,19 @@ class Local:
     node: ast.Comparison
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True, unsafe_hash=True)  # as Cond
 class TNot:
     item: Typed
     node: ast.Not
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True, unsafe_hash=True)  # as Cond
 class TAnd:
     items: tuple[Typed, ...]
     node: ast.And
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True, unsafe_hash=True)  # as Cond
 class TOr:
     items: tuple[Typed, ...]
     node: ast.Or
@@ -68,6 +72,7 @@ class TOr:
 Typed: TypeAlias = Cond | Local | TNot | TAnd | TOr
 
 
+@quick_init
 @attrs.frozen(slots=True)
 class Validated:
     query: ast.Query
@@ -111,9 +116,36 @@ def validate(
     return Validated(query, typed, sort, fields, limit, page, warnings)
 
 
+@attrs.frozen(slots=True)
+class _Tables:
+    """What the checker asks of the registry for every atom, read off it once per registry."""
+
+    # (name, op) -> the comparison filters of exactly that operator (`net_revenue >`), for names
+    # without an enum form.
+    comparisons: dict[tuple[str, str | None], tuple[Filter, ...]]
+    # Predicates that take several arguments (`has_all_tags(…)`, `sent(…)` and its negation).
+    many: frozenset[str]
+    # Names with a deprecated form: only these need looking at for warnings.
+    deprecated: frozenset[str]
+
+
+def _tables(reg: Registry) -> _Tables:
+    comparisons: dict[tuple[str, str | None], list[Filter]] = {}
+    for f in reg.filters:
+        # (A name with an enum form is read as the enum, whatever else it has: see comparison().)
+        if f.form == "comparison" and (f.name, "enum") not in reg.by_name_form:
+            comparisons.setdefault((f.name, f.op), []).append(f)
+    return _Tables(
+        {key: tuple(entries) for key, entries in comparisons.items()},
+        frozenset(f.name for f in reg.filters if f.form == "predicate" and (f.arity == "many" or f.name == "sent")),
+        frozenset(f.name for f in reg.filters if f.deprecated),
+    )
+
+
 class _Checker:
     def __init__(self, reg: Registry, segments: Collection[str] | None = None) -> None:
         self.reg = reg
+        self.tables = reg.derived(_tables)
         self.segments = segments
         self.errors: list[KQLError] = []
         self.warnings: list[KQLError] = []
@@ -124,21 +156,21 @@ class _Checker:
     # ---- expressions ------------------------------------------------------------------
 
     def expr(self, node: ast.Expr) -> Typed:
-        # Depth is bounded by the parser's MAX_DEPTH, so recursion here is safe.
+        # Depth is bounded by the parser's MAX_DEPTH, so recursion here is safe. The usual nodes first.
         if isinstance(node, ast.And):
-            return TAnd(tuple(self.expr(i) for i in node.items), node)
-        if isinstance(node, ast.Or):
-            return TOr(tuple(self.expr(i) for i in node.items), node)
-        if isinstance(node, ast.Not):
-            return TNot(self.expr(node.item), node)
-        if isinstance(node, ast.Text):
-            return self.text(node.value, node)
-        if isinstance(node, ast.Flag):
-            return self.flag(node)
+            return TAnd(tuple([self.expr(i) for i in node.items]), node)
         if isinstance(node, ast.Call):
             return self.call(node)
         if isinstance(node, ast.Comparison):
             return self.comparison(node)
+        if isinstance(node, ast.Not):
+            return TNot(self.expr(node.item), node)
+        if isinstance(node, ast.Flag):
+            return self.flag(node)
+        if isinstance(node, ast.Text):
+            return self.text(node.value, node)
+        if isinstance(node, ast.Or):
+            return TOr(tuple([self.expr(i) for i in node.items]), node)
         if self.segments is None:
             # The library's advice first (Python callers pass segments themselves); then the command's.
             hint = (
@@ -177,7 +209,8 @@ class _Checker:
         name = node.name.text
         flags = self.entries(name, "flag")
         if flags:
-            self.deprecated(flags, node)
+            if name in self.tables.deprecated:
+                self.deprecated(flags, node)
             return Cond(name, "flag", None, None, ("true",), node)
         self.misused_name(name, node, node.name, "flag")
         return Cond(name, "flag", None, None, (), node)
@@ -215,9 +248,11 @@ class _Checker:
         if not entries:
             self.misused_name(name, node, node.name, "call")
             return Cond(name, "predicate", None, None, (), node)
-        self.deprecated(entries, node)
-        many = any(e.arity == "many" or e.name == "sent" for e in entries)
-        if not node.args or (len(node.args) > 1 and not many):
+        if name in self.tables.deprecated:
+            self.deprecated(entries, node)
+        args = node.args
+        many = name in self.tables.many
+        if not args or (len(args) > 1 and not many):
             wanted = "one or more arguments" if many else "exactly one argument"
             self.fail(
                 "E201",
@@ -225,19 +260,21 @@ class _Checker:
                 node,
                 f"write it as {entries[0].example(self.reg.id_prefixes).removeprefix('not ')}",
             )
-        values = tuple(self.value(entries[0], arg) for arg in node.args)
+        entry = entries[0]
+        values = (self.value(entry, args[0]),) if len(args) == 1 else tuple([self.value(entry, a) for a in args])
         return Cond(name, "predicate", None, None, values, node)
 
     def comparison(self, node: ast.Comparison) -> Cond | Local:
         name, op = node.field.text, node.op
+        exact = self.tables.comparisons.get((name, op))
+        if exact:
+            if name in self.tables.deprecated:
+                self.deprecated(exact, node)
+            return Cond(name, "comparison", op, None, (self.value(exact[0], node.value),), node)
         comparisons = self.entries(name, "comparison")
         enums = self.entries(name, "enum")
         if enums:
             return self.enum(node, enums)
-        exact = [e for e in comparisons if e.op == op]
-        if exact:
-            self.deprecated(exact, node)
-            return Cond(name, "comparison", op, None, (self.value(exact[0], node.value),), node)
         predicates = self.entries(name, "predicate")
         derivable = derivable_ops(comparisons)
         if op in derivable or (predicates and op == "in"):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
-from typing import Any, Literal
+from collections.abc import Callable, Iterator
+from typing import Any, Literal, TypeVar
 
 import attrs
 
@@ -23,6 +23,10 @@ FORMS: tuple[str, ...] = ("comparison", "predicate", "flag", "enum", "text")
 VALUE_TYPES: tuple[str, ...] = ("id", "days", "money", "string", "flag")
 MERGES: tuple[str, ...] = ("none", "exclusive", "exclusive_group", "min", "max", "all")
 MULTIS: tuple[str, ...] = ("comma", "repeat", "brackets")
+
+_T = TypeVar("_T")
+# Registry.find's cache marks a key not looked up yet with this (None is a cached "no filter").
+_UNKNOWN: Any = object()
 
 
 @attrs.frozen(slots=True)
@@ -141,23 +145,38 @@ class Registry:
     ) -> Filter | None:
         """The parameter a KQL form sends: ``not sent(bc_9)`` and ``not sent(bc_9, bc_10)`` differ."""
         key = (name, form, op, enum_value, negated, single)
-        if key not in self._found:
-            candidates = [
-                f
-                for f in self.by_name.get(name, ())
-                if f.form == form
-                and f.negated == negated
-                and f.op == op
-                and f.enum_value == enum_value
-                and (f.arity == "many" or single)
-            ]
-            # One argument prefers the single-value parameter, several the list one.
-            candidates.sort(key=lambda f: f.arity != ("one" if single else "many"))
-            self._found[key] = candidates[0] if candidates else None
-        return self._found[key]
+        found: Filter | None = self._found.get(key, _UNKNOWN)  # one look-up: runs for every condition planned
+        if found is not _UNKNOWN:
+            return found
+        candidates = [
+            f
+            for f in self.by_name.get(name, ())
+            if f.form == form
+            and f.negated == negated
+            and f.op == op
+            and f.enum_value == enum_value
+            and (f.arity == "many" or single)
+        ]
+        # One argument prefers the single-value parameter, several the list one.
+        candidates.sort(key=lambda f: f.arity != ("one" if single else "many"))
+        entry = self._found[key] = candidates[0] if candidates else None
+        return entry
 
     @functools.cached_property
     def _found(self) -> dict[tuple[object, ...], Filter | None]:
+        return {}
+
+    def derived(self, build: Callable[[Registry], _T]) -> _T:
+        """``build(self)``, computed once per registry: look-up tables another layer derives from the
+        registry's data (the planner's, per parameter) without the registry knowing what they mean."""
+        tables = self._derived
+        if build not in tables:
+            tables[build] = build(self)
+        value: _T = tables[build]
+        return value
+
+    @functools.cached_property
+    def _derived(self) -> dict[Callable[[Registry], Any], Any]:
         return {}
 
 
