@@ -129,11 +129,45 @@ def _child_filter(keep: Keep, build: Callable[[list[Any]], Any]) -> Callable[[li
     return without_placeholders
 
 
+def _grow_repetition(origin: str, expansion: tuple[str, ...], keep: Keep) -> Callable[[list[Any]], Any] | None:
+    """The callback of a repetition's left-recursive rule (``__x_star_0: __x_star_0 "," value``), which
+    Lark's builder makes into a new ``Tree`` holding the first child's list with the kept children
+    appended: appending them to the first child itself gives the same tree, without making one per
+    repetition (the old tree is the same list and name, and nothing else holds it). None for any
+    other rule."""
+    included, nones_after = keep
+    if not expansion or expansion[0] != origin or nones_after or included[0] != (0, True, 0):
+        return None
+    rest = [i for i, to_expand, nones in included[1:]]
+    if any(to_expand or nones for _, to_expand, nones in included[1:]):
+        return None
+    if rest == list(range(1, len(expansion))):  # `and_expr`'s: the operator and operand, both kept
+
+        def grow_all(children: list[Any]) -> Any:
+            tree = children[0]
+            tree.children += children[1:]
+            return tree
+
+        return grow_all
+    picked = tuple(rest)
+
+    def grow(children: list[Any]) -> Any:
+        tree = children[0]
+        tree.children += [children[i] for i in picked]
+        return tree
+
+    return grow
+
+
 def callback(rule: Rule, builder: object) -> tuple[Callable[[list[Any]], Any], bool]:
     """The rule's callback, as Lark's ``ParseTreeBuilder.create_callback`` makes it for the
     transformer ``builder``; and whether it only hands its one child on (the loop then skips it)."""
-    _origin, expansion, name, expand1, keep = rule
+    origin, expansion, name, expand1, keep = rule
     method = getattr(builder, name, None)  # Lark: getattr(transformer, name), else a Tree
+    if method is None and keep is not None and not expand1:
+        grown = _grow_repetition(origin, expansion, keep)
+        if grown is not None:
+            return grown, False
     build: Callable[[list[Any]], Any] = method if method is not None else functools.partial(Tree, name)
     if expand1:
         build = _expand_single_child(build)
@@ -209,7 +243,8 @@ class Driver(Recognizer):
 
         super().__init__(tables, reduce)
         # The lexer's master pattern and keywords, read inline by ``parse`` (one match per token).
-        self._match = re.compile(tables["pattern"]).match
+        # (Typed as returning a match always: the pattern matches everywhere, if only the empty string.)
+        self._match: Callable[[str, int], Any] = re.compile(tables["pattern"]).match
         self._keywords = tables["keywords"]
         self._bad_character = BAD_CHARACTER
 
@@ -225,10 +260,11 @@ class Driver(Recognizer):
         last: _Token | None = None
         while True:
             # The next token, lexed inline (as KQLLexer.lex, without a generator per parse).
-            found = match(text, pos) if pos < stop else None
-            if found is None or found.lastgroup is None:
-                after = found.end() if found is not None else pos
-                if after < stop:  # a character no token matches
+            found = match(text, pos)  # always matches: the token after the spaces is optional
+            kind = found.lastgroup
+            if kind is None:  # no token: the end, or a character no token matches
+                after = found.end()
+                if after < stop:
                     token = _token(self._bad_character, text[after], after, after + 1)
                 else:  # as Lark makes it: at the last token
                     token = (
@@ -238,8 +274,7 @@ class Driver(Recognizer):
                     )
                 kind = token.type
             else:
-                kind = found.lastgroup
-                start, pos = found.span(kind)
+                start, pos = found.end(1), found.end()  # group 1: the spaces and comments before it
                 token = last = new_token(_Token, text[start:pos])  # what _token does, without a call per token
                 if kind == "NAME":
                     kind = keywords.get(token.lower(), kind)
