@@ -31,6 +31,9 @@ Reduce = tuple[int, str, Callable[[list[Any]], Any] | None]
 # state -> symbol -> the next state's row (a shift, or a goto after a reduction) or a Reduce.
 Table = dict[Any, dict[str, Any]]
 Row = dict[str, Any]
+# A token as the loop shifts it, and as the builders get it: (text, terminal, start, end). A tuple,
+# not a ``lexer.Token`` (a str subclass: one more copy of the text and three attribute stores).
+Shifted = tuple[str, str, int, int]
 
 # The tables as data (what kql's cache keeps; marshal-able: ints, strings, tuples, lists, dicts).
 SHIFT, REDUCE = 0, 1
@@ -254,10 +257,9 @@ class Driver(Recognizer):
         match = self._match
         keywords = self._keywords
         end_state = self.end
-        new_token = str.__new__
         pos = 0
         stop = len(text)
-        last: _Token | None = None
+        last: Shifted | None = None
         while True:
             # The next token, lexed inline (as KQLLexer.lex, without a generator per parse).
             found = match(text, pos)  # always matches: the token after the spaces is optional
@@ -265,22 +267,17 @@ class Driver(Recognizer):
             if kind is None:  # no token: the end, or a character no token matches
                 after = found.end()
                 if after < stop:
-                    token = _token(self._bad_character, text[after], after, after + 1)
-                else:  # as Lark makes it: at the last token
-                    token = (
-                        _token("$END", "", last.start_pos, last.end_pos)
-                        if last is not None
-                        else _token("$END", "", 0, None)
-                    )
-                kind = token.type
+                    kind = self._bad_character
+                    token: tuple[str, str, int, int | None] = (text[after], kind, after, after + 1)
+                else:  # as Lark makes it: at the last token (an empty query's ends nowhere)
+                    kind = "$END"
+                    token = ("", kind, last[2], last[3]) if last is not None else ("", kind, 0, None)
             else:
                 start, pos = found.end(1), found.end()  # group 1: the spaces and comments before it
-                token = last = new_token(_Token, text[start:pos])  # what _token does, without a call per token
+                value = text[start:pos]
                 if kind == "NAME":
-                    kind = keywords.get(token.lower(), kind)
-                token.type = kind
-                token.start_pos = start
-                token.end_pos = pos
+                    kind = keywords.get(value.lower(), kind)
+                token = last = (value, kind, start, pos)
             while True:
                 action = states[-1].get(kind)
                 if action is None:
@@ -306,5 +303,6 @@ class Driver(Recognizer):
             if kind == "$END" or kind == self._bad_character:
                 raise AssertionError("unreachable: the end of the input reduces to the start rule or raises")
 
-    def _unexpected(self, token: _Token, row: dict[str, Any]) -> Exception:
-        return UnexpectedToken(token, {s for s in row if s.isupper()})
+    def _unexpected(self, token: tuple[str, str, int, int | None], row: dict[str, Any]) -> Exception:
+        text, kind, start, end = token
+        return UnexpectedToken(_token(kind, text, start, end), {s for s in row if s.isupper()})
