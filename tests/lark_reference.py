@@ -33,10 +33,35 @@ def lark_tokens(tokens: Iterable[Token]) -> Iterator[Any]:
         yield LarkToken(token.type, str(token), token.start_pos, end_pos=token.end_pos)
 
 
+class _BuilderOfLarkTokens:
+    """kql's builders as Lark's transformer: each gets its tokens as kql's loop shifts them
+    (``lalr.Shifted`` tuples), not as Lark's ``Token``. Only the builders' names are attributes,
+    so Lark makes its own trees for the rules without one (the repetitions)."""
+
+    def __init__(self) -> None:
+        self._builder = _Builder()
+
+    def __getattr__(self, name: str) -> Any:
+        from lark import Token as LarkToken
+
+        method = getattr(_Builder, name, None)
+        if method is None or name.startswith("_"):
+            raise AttributeError(name)
+        build = getattr(self._builder, name)
+
+        def with_shifted(children: list[Any]) -> Any:
+            shifted = [
+                (str(c), c.type, c.start_pos, c.end_pos) if isinstance(c, LarkToken) else c for c in children
+            ]
+            return build(shifted)
+
+        return with_shifted
+
+
 @functools.cache
 def reference() -> Any:
     """Lark's parser, building kql's AST through Lark's own callbacks and loop."""
-    parser = lark_parser(grammar(), transformer=_Builder())
+    parser = lark_parser(grammar(), transformer=_BuilderOfLarkTokens())
     conf = parser.lexer_conf
     parser.parser.lexer = _LarkTokens(KQLLexer(*master_pattern(conf.terminals, conf.ignore)))
     return parser

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 from hypothesis import given, settings
@@ -66,3 +67,39 @@ def test_keywords_are_case_insensitive_and_reserved() -> None:
         "MINUS",
         "NAME",
     ]
+
+
+def test_master_pattern_tries_terminals_that_can_start_alike_in_their_order() -> None:
+    from kql.language.lexer import _alternatives
+
+    tokens = [("GE", ">="), ("NAME", "[a-z]+"), ("GT", ">"), ("INT", "-?[0-9]+"), ("MINUS", "-")]
+    pattern = re.compile(f"(?:{_alternatives(tokens)})")
+    assert [pattern.match(text).lastgroup for text in (">=", ">", "abc", "-1", "-", "12")] == [  # type: ignore[union-attr]
+        "GE",
+        "GT",
+        "NAME",
+        "INT",
+        "MINUS",
+        "INT",
+    ]
+    # The numbers (and `-`, which can start one) are tried together, behind one look at the character.
+    assert "(?=[\\-0123456789])(?:-?[0-9]+(?P<INT>)|-(?P<MINUS>))" in pattern.pattern
+
+
+def test_master_pattern_keeps_the_order_where_a_first_character_cannot_be_told() -> None:
+    from kql.language.lexer import _alternatives
+
+    tokens = [("A", "[0-9]+"), ("WORD", r"\w+"), ("B", "x")]
+    assert _alternatives(tokens) == "[0-9]+(?P<A>)|\\w+(?P<WORD>)|x(?P<B>)"
+
+
+def test_first_characters() -> None:
+    from kql.language.lexer import _first_characters
+
+    assert _first_characters("ab") == (frozenset("a"), True)
+    assert _first_characters("[a-c_][a-z]*") == (frozenset("abc_"), True)
+    assert _first_characters("-?[0-9]") == (frozenset("-0123456789"), False)
+    assert _first_characters("(?:\"x\"|'y')") == (frozenset("\"'"), False)
+    assert _first_characters("(T[0-9])?Z") == (frozenset("TZ"), False)
+    for unknown in (r"\s+", "[^a]", "a?", "", "(?i:a)", "^a", "(?=a)a", "(", "[\u0000-\uffff]"):
+        assert _first_characters(unknown) is None, unknown

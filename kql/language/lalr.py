@@ -31,6 +31,9 @@ Reduce = tuple[int, str, Callable[[list[Any]], Any] | None]
 # state -> symbol -> the next state's row (a shift, or a goto after a reduction) or a Reduce.
 Table = dict[Any, dict[str, Any]]
 Row = dict[str, Any]
+# A token as the loop shifts it, and as the builders get it: (text, terminal, start, end). A tuple,
+# not a ``lexer.Token`` (a str subclass: one more copy of the text and three attribute stores).
+Shifted = tuple[str, str, int, int]
 
 # The tables as data (what kql's cache keeps; marshal-able: ints, strings, tuples, lists, dicts).
 SHIFT, REDUCE = 0, 1
@@ -129,11 +132,45 @@ def _child_filter(keep: Keep, build: Callable[[list[Any]], Any]) -> Callable[[li
     return without_placeholders
 
 
+def _grow_repetition(origin: str, expansion: tuple[str, ...], keep: Keep) -> Callable[[list[Any]], Any] | None:
+    """The callback of a repetition's left-recursive rule (``__x_star_0: __x_star_0 "," value``), which
+    Lark's builder makes into a new ``Tree`` holding the first child's list with the kept children
+    appended: appending them to the first child itself gives the same tree, without making one per
+    repetition (the old tree is the same list and name, and nothing else holds it). None for any
+    other rule."""
+    included, nones_after = keep
+    if not expansion or expansion[0] != origin or nones_after or included[0] != (0, True, 0):
+        return None
+    rest = [i for i, to_expand, nones in included[1:]]
+    if any(to_expand or nones for _, to_expand, nones in included[1:]):
+        return None
+    if rest == list(range(1, len(expansion))):  # `and_expr`'s: the operator and operand, both kept
+
+        def grow_all(children: list[Any]) -> Any:
+            tree = children[0]
+            tree.children += children[1:]
+            return tree
+
+        return grow_all
+    picked = tuple(rest)
+
+    def grow(children: list[Any]) -> Any:
+        tree = children[0]
+        tree.children += [children[i] for i in picked]
+        return tree
+
+    return grow
+
+
 def callback(rule: Rule, builder: object) -> tuple[Callable[[list[Any]], Any], bool]:
     """The rule's callback, as Lark's ``ParseTreeBuilder.create_callback`` makes it for the
     transformer ``builder``; and whether it only hands its one child on (the loop then skips it)."""
-    _origin, expansion, name, expand1, keep = rule
+    origin, expansion, name, expand1, keep = rule
     method = getattr(builder, name, None)  # Lark: getattr(transformer, name), else a Tree
+    if method is None and keep is not None and not expand1:
+        grown = _grow_repetition(origin, expansion, keep)
+        if grown is not None:
+            return grown, False
     build: Callable[[list[Any]], Any] = method if method is not None else functools.partial(Tree, name)
     if expand1:
         build = _expand_single_child(build)
@@ -209,7 +246,8 @@ class Driver(Recognizer):
 
         super().__init__(tables, reduce)
         # The lexer's master pattern and keywords, read inline by ``parse`` (one match per token).
-        self._match = re.compile(tables["pattern"]).match
+        # (Typed as returning a match always: the pattern matches everywhere, if only the empty string.)
+        self._match: Callable[[str, int], Any] = re.compile(tables["pattern"]).match
         self._keywords = tables["keywords"]
         self._bad_character = BAD_CHARACTER
 
@@ -219,33 +257,27 @@ class Driver(Recognizer):
         match = self._match
         keywords = self._keywords
         end_state = self.end
-        new_token = str.__new__
         pos = 0
         stop = len(text)
-        last: _Token | None = None
+        last: Shifted | None = None
         while True:
             # The next token, lexed inline (as KQLLexer.lex, without a generator per parse).
-            found = match(text, pos) if pos < stop else None
-            if found is None or found.lastgroup is None:
-                after = found.end() if found is not None else pos
-                if after < stop:  # a character no token matches
-                    token = _token(self._bad_character, text[after], after, after + 1)
-                else:  # as Lark makes it: at the last token
-                    token = (
-                        _token("$END", "", last.start_pos, last.end_pos)
-                        if last is not None
-                        else _token("$END", "", 0, None)
-                    )
-                kind = token.type
+            found = match(text, pos)  # always matches: the token after the spaces is optional
+            kind = found.lastgroup
+            if kind is None:  # no token: the end, or a character no token matches
+                after = found.end()
+                if after < stop:
+                    kind = self._bad_character
+                    token: tuple[str, str, int, int | None] = (text[after], kind, after, after + 1)
+                else:  # as Lark makes it: at the last token (an empty query's ends nowhere)
+                    kind = "$END"
+                    token = ("", kind, last[2], last[3]) if last is not None else ("", kind, 0, None)
             else:
-                kind = found.lastgroup
-                start, pos = found.span(kind)
-                token = last = new_token(_Token, text[start:pos])  # what _token does, without a call per token
+                start, pos = found.end(1), found.end()  # group 1: the spaces and comments before it
+                value = text[start:pos]
                 if kind == "NAME":
-                    kind = keywords.get(token.lower(), kind)
-                token.type = kind
-                token.start_pos = start
-                token.end_pos = pos
+                    kind = keywords.get(value.lower(), kind)
+                token = last = (value, kind, start, pos)
             while True:
                 action = states[-1].get(kind)
                 if action is None:
@@ -271,5 +303,6 @@ class Driver(Recognizer):
             if kind == "$END" or kind == self._bad_character:
                 raise AssertionError("unreachable: the end of the input reduces to the start rule or raises")
 
-    def _unexpected(self, token: _Token, row: dict[str, Any]) -> Exception:
-        return UnexpectedToken(token, {s for s in row if s.isupper()})
+    def _unexpected(self, token: tuple[str, str, int, int | None], row: dict[str, Any]) -> Exception:
+        text, kind, start, end = token
+        return UnexpectedToken(_token(kind, text, start, end), {s for s in row if s.isupper()})

@@ -21,7 +21,7 @@ import attrs
 
 from kql.language import ast
 from kql.language.errors import KQLError, Span, first_not_unicode
-from kql.language.lalr import Driver, UnexpectedToken, passes_child
+from kql.language.lalr import Driver, Shifted, UnexpectedToken, passes_child
 from kql.language.limits import MAX_DEPTH, MAX_DIGITS, MAX_QUERY_LENGTH
 from kql.language.tables import lexer as _lexer
 from kql.language.tables import tables as _tables
@@ -51,27 +51,30 @@ _TERMINAL_WORDS = {
 }
 
 
-def _span(token: Any) -> Span:
-    return Span(token.start_pos, token.end_pos)
+# The builders get each token as the loop shifts it (``lalr.Shifted``): (text, terminal, start, end).
 
 
-def _int(token: Any, text: str | None = None) -> int:
+def _span(token: Shifted) -> Span:
+    return Span(token[2], token[3])
+
+
+def _int(token: Shifted, text: str | None = None) -> int:
     if text is None:
-        text = str(token)
+        text = token[0]
     # Only a long text can be too long a number: most are short, and need no stripping.
     if len(text) > MAX_DIGITS and len(text.lstrip("-").lstrip("0")) > MAX_DIGITS:
-        raise KQLError("E208", f"number '{token}' is too large", _span(token), f"use at most {MAX_DIGITS} digits")
+        raise KQLError("E208", f"number '{token[0]}' is too large", _span(token), f"use at most {MAX_DIGITS} digits")
     return int(text)
 
 
-def decode_string(token: Any) -> str:
+def decode_string(token: Shifted) -> str:
     """Decode a quoted STRING token: both quote styles, escapes ``\\" \\' \\\\ \\n \\t \\uXXXX``."""
-    raw = str(token)[1:-1]
+    raw = token[0][1:-1]
     if "\\" not in raw:
         return raw
     out: list[str] = []
     i = 0
-    base = token.start_pos + 1
+    base = token[2] + 1
     while i < len(raw):
         ch = raw[i]
         if ch != "\\":
@@ -120,11 +123,10 @@ def _unicode_escape(raw: str, i: int, base: int) -> tuple[int, int]:
     return code, 6
 
 
-def _value(token: Any) -> ast.Scalar:
+def _value(token: Shifted) -> ast.Scalar:
     """A value token as an AST value."""
-    kind = token.type
-    span = Span(token.start_pos, token.end_pos)
-    text = str(token)
+    text, kind, start, end = token
+    span = Span(start, end)
     if kind == "NAME":
         # A typed id is ASCII letters, `_`, ASCII digits (`bc_9`; `[A-Za-z]+_[0-9]+`), told without a regex.
         prefix, _, digits = text.rpartition("_")
@@ -147,15 +149,15 @@ def _value(token: Any) -> ast.Scalar:
     return ast.Null(span=span)
 
 
-def _name(token: Any) -> ast.Name:
-    return ast.Name(str(token), span=_span(token))
+def _name(token: Shifted) -> ast.Name:
+    return ast.Name(token[0], span=_span(token))
 
 
 _CLAUSES = (ast.Sort, ast.Select, ast.Limit, ast.Page)  # a tuple: `A | B` builds a union per call
 
 
 class _Builder:
-    """Lark callbacks, one per grammar rule alias, each building one AST node."""
+    """The callbacks of the grammar's rules, one per rule alias, each building one AST node."""
 
     def start(self, children: list[Any]) -> ast.Query:
         expr = None
@@ -188,12 +190,12 @@ class _Builder:
 
     def not_(self, children: list[Any]) -> ast.Not:
         keyword, item = children
-        return ast.Not(item, span=Span(keyword.start_pos, item.span.end))
+        return ast.Not(item, span=Span(keyword[2], item.span.end))
 
     def group(self, children: list[Any]) -> Any:
         # The parentheses belong to the group: carets under `(a or b) and c` start at `(`.
         left, inner, right = children
-        return attrs.evolve(inner, span=Span(left.start_pos, right.end_pos))
+        return attrs.evolve(inner, span=Span(left[2], right[3]))
 
     @passes_child
     def op(self, children: list[Any]) -> Any:
@@ -201,64 +203,65 @@ class _Builder:
 
     def comparison(self, children: list[Any]) -> ast.Comparison:
         name, op, value = children
-        operator = "=" if op == "==" else op.lower()  # (a token is a str: lower() gives a plain one)
-        field = ast.Name(str(name), span=Span(name.start_pos, name.end_pos))
-        return ast.Comparison(field, operator, _value(value), span=Span(name.start_pos, value.end_pos))
+        text, _, start, end = name
+        operator = "=" if op[0] == "==" else op[0].lower()
+        field = ast.Name(text, span=Span(start, end))
+        return ast.Comparison(field, operator, _value(value), span=Span(start, value[3]))
 
     def value_list(self, children: list[Any]) -> list[ast.Scalar]:
         return [_value(children[0])] if len(children) == 1 else [_value(c) for c in children]
 
     def in_list(self, children: list[Any]) -> ast.Comparison:
         name, _in, lpar, values, rpar = children
-        listed = ast.ValueList(tuple(values), span=Span(lpar.start_pos, rpar.end_pos))
-        return ast.Comparison(_name(name), "in", listed, span=Span(name.start_pos, rpar.end_pos))
+        listed = ast.ValueList(tuple(values), span=Span(lpar[2], rpar[3]))
+        return ast.Comparison(_name(name), "in", listed, span=Span(name[2], rpar[3]))
 
     def is_null(self, children: list[Any]) -> ast.Comparison:
         name, _is, null = children
-        return ast.Comparison(_name(name), "is", ast.Null(span=_span(null)), span=Span(name.start_pos, null.end_pos))
+        return ast.Comparison(_name(name), "is", ast.Null(span=_span(null)), span=Span(name[2], null[3]))
 
     def is_not_null(self, children: list[Any]) -> ast.Comparison:
         name, _is, _not, null = children
-        span = Span(name.start_pos, null.end_pos)
-        return ast.Comparison(_name(name), "is_not", ast.Null(span=_span(null)), span=span)
+        return ast.Comparison(_name(name), "is_not", ast.Null(span=_span(null)), span=Span(name[2], null[3]))
 
     def call(self, children: list[Any]) -> ast.Call:
         name, _lpar, values, rpar = children
-        called = ast.Name(str(name), span=Span(name.start_pos, name.end_pos))
-        return ast.Call(called, tuple(values) if values else (), span=Span(name.start_pos, rpar.end_pos))
+        text, _, start, end = name
+        called = ast.Name(text, span=Span(start, end))
+        return ast.Call(called, tuple(values) if values else (), span=Span(start, rpar[3]))
 
     # A span is immutable, so a node and its only child, which cover the same text, share one.
 
     def flag(self, children: list[Any]) -> ast.Flag:
-        (name,) = children
-        span = Span(name.start_pos, name.end_pos)
-        return ast.Flag(ast.Name(str(name), span=span), span=span)
+        ((text, _, start, end),) = children
+        span = Span(start, end)
+        return ast.Flag(ast.Name(text, span=span), span=span)
 
     def text(self, children: list[Any]) -> ast.Text:
         (token,) = children
-        span = Span(token.start_pos, token.end_pos)
+        span = Span(token[2], token[3])
         return ast.Text(ast.Str(decode_string(token), span=span), span=span)
 
     def segment(self, children: list[Any]) -> ast.SegmentRef:
         (token,) = children
-        return ast.SegmentRef(str(token)[1:], span=_span(token))
+        return ast.SegmentRef(token[0][1:], span=_span(token))
 
     def sort(self, children: list[Any]) -> ast.Sort:
         descending = len(children) == 3
-        return ast.Sort(_name(children[-1]), descending, span=Span(children[0].start_pos, children[-1].end_pos))
+        return ast.Sort(_name(children[-1]), descending, span=Span(children[0][2], children[-1][3]))
 
     def select(self, children: list[Any]) -> ast.Select:
         names = tuple(_name(c) for c in children[1:])
-        return ast.Select(names, span=Span(children[0].start_pos, children[-1].end_pos))
+        return ast.Select(names, span=Span(children[0][2], children[-1][3]))
 
     def limit(self, children: list[Any]) -> ast.Limit:
         keyword, count = children
-        return ast.Limit(ast.Int(_int(count), span=_span(count)), span=Span(keyword.start_pos, count.end_pos))
+        return ast.Limit(ast.Int(_int(count), span=_span(count)), span=Span(keyword[2], count[3]))
 
     def page(self, children: list[Any]) -> ast.Page:
         number = ast.Int(_int(children[1]), span=_span(children[1]))
         size = ast.Int(_int(children[3]), span=_span(children[3])) if len(children) == 4 else None
-        return ast.Page(number, size, span=Span(children[0].start_pos, children[-1].end_pos))
+        return ast.Page(number, size, span=Span(children[0][2], children[-1][3]))
 
 
 @functools.cache
@@ -374,7 +377,7 @@ def _unexpected_token(text: str, exc: Any) -> KQLError:
     hint = _expected(exc.expected)
     if token.type == "NAME" and {"AND", "OR"} & set(exc.expected):
         hint = "join conditions with 'and' or 'or'"
-    return KQLError("E002", f"unexpected {_describe(token)}", _span(token), hint)
+    return KQLError("E002", f"unexpected {_describe(token)}", Span(token.start_pos, token.end_pos), hint)
 
 
 def _unexpected_end(text: str, expected: Any) -> KQLError:
