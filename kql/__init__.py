@@ -84,7 +84,8 @@ def compile(text_or_query: str | Query, *, segments: Segments | str | os.PathLik
     """
     from kql.planning.compiler import compile_query
 
-    if isinstance(segments, str | os.PathLike):
+    # None first: `str | os.PathLike` builds a union per call, and os.PathLike's isinstance goes through abc.
+    if segments is not None and isinstance(segments, str | os.PathLike):
         segments = load_segments(segments)
     return compile_query(text_or_query, segments=segments)
 

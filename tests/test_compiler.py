@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import kql
 
@@ -165,3 +168,49 @@ def test_encode_plain_values_shortcut_agrees_with_quote(value: str) -> None:
 
     expected = f"{quote('has_all_tag_id[]', safe='[]')}={quote(value, safe=',@:/')}"
     assert encode([("has_all_tag_id[]", value)]) == expected
+
+
+# ---- merge_sends' shortcuts against its rules read in full -------------------------------------
+
+_VALUES = {
+    "id": ["1", "2", "3"],
+    "days": ["7", "30", "90"],
+    "money": ["0", "50.5", "100", "100.00", "200"],
+    "string": ["a", "b"],
+    "flag": ["true"],
+}
+
+
+@st.composite
+def _sends(draw: st.DrawFn) -> list[Any]:
+    """Sends of a few registry parameters, often of one family (so they merge, conflict, contradict)."""
+    from kql.language import ast
+    from kql.planning.sends import Send
+    from kql.registry import registry
+
+    reg = registry()
+    # Any name, or one of those that merge, bound or contradict in each way there is.
+    usual = st.sampled_from(["net_revenue", "has_tag", "has_all_tags", "sent", "created_in_last", "name", "engagement"])
+    names = draw(st.lists(usual | st.sampled_from(sorted(reg.by_name)), min_size=1, max_size=3))
+    entries = [f for name in names for f in reg.by_name[name]]
+    sends = []
+    for i in range(draw(st.integers(1, 8))):
+        entry = draw(st.sampled_from(entries))
+        count = draw(st.integers(1, 3)) if entry.arity == "many" else 1
+        values = tuple(draw(st.lists(st.sampled_from(_VALUES[entry.value]), min_size=count, max_size=count)))
+        sends.append(Send(entry, values, ast.Flag(ast.Name(f"at_{i}"))))
+    return sends
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_sends())
+def test_merge_sends_shortcuts_change_nothing(sends: list[Any]) -> None:
+    # merge_sends skips the group-by-group rules when every group has one send of one value, and
+    # reads only the sends a contradiction can involve: the same Merged as reading all of them in full.
+    from kql.planning.sends import _contradiction_in, _merged, _tables, merge_sends
+    from kql.registry import registry
+
+    reg = registry()
+    group_of, family_of, _ = _tables(reg)
+    full = _merged([group_of[s.entry.param] for s in sends], sends, _contradiction_in(sends, family_of), reg)
+    assert merge_sends(sends, reg) == full

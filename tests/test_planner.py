@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -413,6 +414,75 @@ def test_one_conjunction_walk_gives_what_the_general_passes_give(text: str) -> N
         assert [walked] == general
     else:
         assert len(general) > 1
+
+
+# Every parameter's own form, and each negated: with ATOMS, conjunctions of these hold duplicates,
+# `x and not x`, exclusions, derived operators and local filters next to plain conditions.
+_OWN_FORMS = [f.example(REG.id_prefixes) for f in REG.filters]
+_CONJUNCTS = sorted({*_OWN_FORMS, *(f"not ({t})" for t in _OWN_FORMS), *ATOMS})
+
+
+@st.composite
+def _conjunctions(draw: st.DrawFn) -> Any:
+    """A parsed conjunction; one time in three with its parts shuffled (positions out of order), one
+    time in three read back from its JSON form (no positions at all)."""
+    from kql.language import ast
+
+    parts = draw(st.lists(st.sampled_from(_OWN_FORMS) | st.sampled_from(_CONJUNCTS), min_size=1, max_size=8))
+    parts += draw(st.lists(st.sampled_from(parts), max_size=2))  # some written twice
+    query = kql.parse(" and ".join(f"({p})" for p in parts))
+    how = draw(st.sampled_from(["parsed", "shuffled", "json"]))
+    if how == "shuffled" and isinstance(query.filter, ast.And):
+        items = tuple(draw(st.permutations(query.filter.items)))
+        query = attrs.evolve(query, filter=attrs.evolve(query.filter, items=items))
+    elif how == "json":
+        query = kql.from_json(kql.to_json(query))
+    return query
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_conjunctions())
+def test_direct_sends_are_what_the_general_passes_send(query: Any) -> None:
+    # The planner's shortcut for a conjunction whose literals each have their own parameter must
+    # send what the normal form, its simplification and the branch builder send: the same sends
+    # (with the same nodes) in the same order, so the same branch, written the same way.
+    from kql.planning.planner import _BranchBuilder, _branches, _direct_sends, _dnf, _nnf, _positive, _send, _simplify
+
+    typed = validate(query).filter
+    assert typed is not None
+    direct = _direct_sends(typed, REG)
+    conjunctions = _simplify(_dnf(_nnf(_positive(typed, REG), False, REG), 10**6, query))
+    general = [b for b in (_BranchBuilder(REG, NOW).build(c) for c in conjunctions) if b is not None]
+    got = _branches(typed, REG, 10**6, query, NOW)
+    assert got == general and [b.text for b in got] == [b.text for b in general]
+    if direct is None:
+        return
+    (conj,) = conjunctions
+    sends = [_send(lit, REG) for lit in conj]
+    assert [(s.entry, s.values) for s in direct] == [(s.entry, s.values) for s in sends if s is not None]
+    assert len(direct) == len(sends) and all(d.node is s.node for d, s in zip(direct, sends, strict=True) if s)
+
+
+@pytest.mark.parametrize(
+    ("text", "direct"),
+    [
+        ("site = 1 and has_tag(tag_2) and not opened(bc_3) and subscribed", True),
+        ("has_tag(tag_2) and has_tag(tag_2) and has_tag(tag_3)", True),  # a duplicate goes
+        ("engagement = healthy and created_in_last(30d) and not active_in_last(7d)", True),
+        ("has_tag(tag_2) and not has_tag(tag_2)", False),  # x and not x: matches nothing
+        ("site = 1 and not passed_assessment(asmt_7)", False),  # an anti-join
+        ("net_revenue >= 100", False),  # a derived operator
+        ("not sent(bc_1, bc_2)", False),  # several values
+        ('email ends_with ".org"', False),  # a local filter
+        ("opened(bc_1) or opened(bc_2)", False),
+    ],
+)
+def test_direct_sends_take_the_usual_queries(text: str, direct: bool) -> None:
+    from kql.planning.planner import _direct_sends
+
+    typed = validate(kql.parse(text)).filter
+    assert typed is not None
+    assert (_direct_sends(typed, REG) is not None) == direct
 
 
 def test_validating_parsed_text_walks_its_depth_once(monkeypatch: pytest.MonkeyPatch) -> None:

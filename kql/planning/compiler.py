@@ -55,17 +55,18 @@ class Compiled:
     def of(cls, plan: Plan) -> Compiled:
         """The one request of a single-request plan (or a plan that matches nothing)."""
         params = plan.params
+        # Positional, in the order of the fields: a call with ten keywords costs a dict of them.
         return cls(
-            query=plan.query,
-            params=params,
-            query_string=encode(params),
-            plan=plan,
-            warnings=plan.warnings,
-            matches_nothing=plan.matches_nothing,
-            limit=plan.limit,
-            page=plan.page,
-            sort=plan.sort,
-            fields=plan.select,
+            plan.query,
+            params,
+            encode(params),
+            plan,
+            plan.warnings,
+            plan.matches_nothing,
+            plan.limit,
+            plan.page,
+            plan.sort,
+            plan.select,
         )
 
 

@@ -112,7 +112,10 @@ class Plan:
 
     @property
     def single_request(self) -> bool:
-        return len(self.branches) == 1 and self.branches[0].requests == 1 and not self.branches[0].local
+        if len(self.branches) != 1:
+            return False
+        branch = self.branches[0]
+        return not (branch.exclude or branch.intersect or branch.local)  # its one request, nothing more
 
     @property
     def params(self) -> list[Param]:
@@ -238,7 +241,13 @@ def encode(params: Sequence[Param]) -> str:
     Brackets in names and ``,@:/`` in values stay readable; everything else that
     could end a value or change a parameter (``& = # + % ;`` and spaces) is escaped.
     """
-    return "&".join([f"{_quote_name(name)}={_quote_value(value)}" for name, value in params])
+    # (_quote_value's test written out: it runs for every parameter of every compile.)
+    return "&".join(
+        [
+            f"{_quote_name(name)}={value if _PLAIN_VALUE.issuperset(value) else _quote(value, ',@:/')}"
+            for name, value in params
+        ]
+    )
 
 
 # What quote() never escapes (letters, digits, ``_.-~``) plus the value's ``safe`` set: a value

@@ -22,7 +22,7 @@ The planner never touches the network; the executor runs the plan.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
@@ -337,6 +337,13 @@ class _BranchBuilder:
             if opposite is None:  # the validator only lets through forms with some parameter
                 raise AssertionError(f"no parameter for {lit}")
             excluded.append(opposite)
+        reg = self.reg
+        return self.assemble(sends, excluded, local, lambda: " and ".join(lit.text(reg) for lit in conj))
+
+    def assemble(
+        self, sends: list[Send], excluded: list[Send], local: list[LocalFilter], describe: Callable[[], str]
+    ) -> Branch | None:
+        """The branch of a conjunction's sends, exclusions and local filters (None: it matches nothing)."""
         merged = merge_sends(sends, self.reg)
         if merged.nothing:
             return None
@@ -362,10 +369,7 @@ class _BranchBuilder:
                     continue
                 within = merge_sends([send], self.reg)
             exclude.append(Request(tuple(within.encoded())))
-        reg = self.reg
-        return Branch(
-            main, tuple(exclude), tuple(intersect), tuple(local), lambda: " and ".join(lit.text(reg) for lit in conj)
-        )
+        return Branch(main, tuple(exclude), tuple(intersect), tuple(local), describe)
 
     def local(self, lit: LocalLit) -> LocalFilter:
         return LocalFilter(lit.attribute, lit.local.op, lit.local.value, lit.negated, lit.text(self.reg))
@@ -446,16 +450,17 @@ def plan_checked(
         branches = _branches(checked.filter, reg, max_branches, checked.query, now)
     needed = _needed_attributes(branches, checked.sort)
     fetch, strip = _fields(checked.fields, needed)
+    # Positional (query, branches, sort, select, fetch, strip, limit, page, warnings): keywords cost a dict.
     result = Plan(
-        query=checked.query,
-        branches=tuple(branches),
-        sort=checked.sort,
-        select=checked.fields,
-        fetch=fetch,
-        strip=strip,
-        limit=checked.limit,
-        page=checked.page,
-        warnings=checked.warnings,
+        checked.query,
+        tuple(branches),
+        checked.sort,
+        checked.fields,
+        fetch,
+        strip,
+        checked.limit,
+        checked.page,
+        checked.warnings,
     )
     check_budget(result, max_requests, source)
     return result
@@ -495,12 +500,14 @@ def check_budget(plan: Plan, max_requests: int | None, source: str | None = None
     raise over.with_source(source) if source is not None else over
 
 
-def _branches(
-    typed: Typed | None, reg: Registry, cap: int, query: ast.Query, now: datetime | None
-) -> list[Branch]:
+def _branches(typed: Typed | None, reg: Registry, cap: int, query: ast.Query, now: datetime | None) -> list[Branch]:
     builder = _BranchBuilder(reg, now)
     if typed is None:
         return [Branch(Request(()))]
+    sends = _direct_sends(typed, reg)
+    if sends is not None:
+        branch = builder.assemble(sends, [], [], lambda: " and ".join(_send_text(s, reg) for s in sends))
+        return [] if branch is None else [branch]
     single: list[Literal] = []
     if _one_conjunction(typed, False, reg, single):
         conjunctions = _simplify([single])  # what the three passes below make of it, in one walk
@@ -510,6 +517,85 @@ def _branches(
         return [Branch(Request(()))]  # a tautology: every customer
     built = (builder.build(conj) for conj in conjunctions)
     return [b for b in built if b is not None]
+
+
+def _direct_sends(typed: Typed, reg: Registry) -> list[Send] | None:
+    """The sends of ``typed`` when its normal form is one conjunction of literals that each have a
+    parameter of their own (most queries, and every one request without an anti-join): what
+    ``_one_conjunction``, ``_simplify`` and ``_BranchBuilder.build`` make of it, without building
+    literals. None when it is anything else (an `or`, an exclusion, a local filter, a derived
+    operator, several values, `x and not x`): then the general passes run.
+
+    A literal's parameter is found by its name, form, op, enum value and polarity, and has exactly
+    those: so two literals are equal exactly when their parameters and values are.
+    """
+    sends: list[Send] = []
+    if not _walk_sends(typed, False, reg.derived(_own_params), sends):
+        return None
+    keys = [(s.entry.param, s.values) for s in sends]
+    present = set(keys)
+    positive_of = reg.derived(_positive_params)
+    if any((positive_of[p], values) in present for p, values in keys if p in positive_of):
+        return None  # `x and not x`: the general passes say it matches nothing
+    if len(present) < len(keys):  # a literal written twice: the first stays, as in `_simplify`
+        first: dict[tuple[str, tuple[str, ...]], Send] = {}
+        for key, send in zip(keys, sends, strict=True):
+            first.setdefault(key, send)
+        sends = list(first.values())
+    starts = [s.node.span.start if s.node.span else 0 for s in sends]
+    if starts != sorted(starts):  # `_simplify`'s order: by position, stable (parsed text is in order already)
+        sends = [sends[i] for i in sorted(range(len(sends)), key=starts.__getitem__)]
+    return sends
+
+
+def _positive_params(reg: Registry) -> dict[str, str]:
+    """Negated parameter -> the parameter of the same literal unnegated (with one value), where one exists."""
+    out = {}
+    for f in reg.filters:
+        positive = f.negated and reg.find(f.name, f.form, f.op, f.enum_value, negated=False, single=True)
+        if positive:
+            out[f.param] = positive.param
+    return out
+
+
+def _walk_sends(typed: Typed, negate: bool, own: dict[_Key, Filter], out: list[Send]) -> bool:
+    """``_one_conjunction``'s walk, appending each literal's send: False where it gives up."""
+    if type(typed) is Cond:  # the usual node first
+        # `own` has no entry for a derived operator (no parameter has one): `_cond` rewrites those.
+        entry = own.get((typed.name, typed.form, typed.op, typed.enum_value, negate))
+        if entry is None or len(typed.values) != 1:  # an exclusion, a derived operator, several values
+            return False
+        out.append(Send(entry, typed.values, typed.node))
+        return True
+    if type(typed) is TNot:
+        return _walk_sends(typed.item, not negate, own, out)
+    if isinstance(typed, (TAnd, TOr)):
+        if isinstance(typed, TAnd) == negate:
+            return False
+        for item in typed.items:  # noqa: SIM110 (as in _one_conjunction)
+            if not _walk_sends(item, negate, own, out):
+                return False
+        return True
+    return False  # a local filter
+
+
+# A literal's key, what selects its parameter: name, form, op, enum value, negated.
+_Key: TypeAlias = tuple[str, str, str | None, str | None, bool]
+
+
+def _own_params(reg: Registry) -> dict[_Key, Filter]:
+    """Per key of a registry parameter, what ``Registry.find`` gives for it with one value (a key
+    that is no parameter's finds nothing)."""
+    keys = {(f.name, f.form, f.op, f.enum_value, f.negated) for f in reg.filters}
+    found = {key: reg.find(*key[:4], negated=key[4], single=True) for key in keys}
+    return {key: entry for key, entry in found.items() if entry is not None}
+
+
+def _send_text(send: Send, reg: Registry) -> str:
+    """What ``Lit.text`` writes for the literal of a direct send (its own parameter is the send's)."""
+    from kql.language.decompiler import form_of
+
+    return format_expr(form_of(send.entry, send.values, reg))
 
 
 def _one_conjunction(typed: Typed, negate: bool, reg: Registry, out: list[Literal]) -> bool:

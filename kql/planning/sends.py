@@ -54,10 +54,19 @@ class Merged:
 
 def merge_sends(sends: list[Send], reg: Registry) -> Merged:
     """Combine sends of the same parameter; spot contradictions (match nothing)."""
-    group_of, family_of = reg.derived(_tables)
+    group_of, family_of, can_contradict = reg.derived(_tables)
+    nothing = _contradicts(sends, family_of, can_contradict)
+    keys = [group_of[send.entry.param] for send in sends]
+    if len(set(keys)) == len(keys) and all(len(send.values) == 1 for send in sends):
+        # Each group has one send of one value, which every rule below sends as it is.
+        return Merged([(send.entry, send.values) for send in sends], nothing, [])
+    return _merged(keys, sends, nothing, reg)
+
+
+def _merged(keys: list[str], sends: list[Send], nothing: bool, reg: Registry) -> Merged:
+    """``merge_sends`` by its rules, group by group (``keys``: each send's group)."""
     groups: dict[str, list[Send]] = {}
-    for send in sends:
-        key = group_of[send.entry.param]
+    for key, send in zip(keys, sends, strict=True):
         members = groups.get(key)
         if members is None:
             groups[key] = [send]
@@ -66,7 +75,6 @@ def merge_sends(sends: list[Send], reg: Registry) -> Merged:
 
     merged: list[tuple[Filter, tuple[str, ...]]] = []
     conflicts: list[Send] = []
-    nothing = _contradicts(sends, family_of)
     for members in groups.values():
         first, first_values = members[0].entry, members[0].values
         rule = first.merge
@@ -113,11 +121,17 @@ def _number(text: str) -> Decimal:
     return Decimal(text)
 
 
-def _tables(reg: Registry) -> tuple[dict[str, str], dict[str, str]]:
-    """Per parameter, once per registry: the group its sends merge in, and its family."""
+def _tables(reg: Registry) -> tuple[dict[str, str], dict[str, str], frozenset[str]]:
+    """Per parameter, once per registry: the group its sends merge in, its family, and the
+    parameters a contradiction needs (see ``_contradicts``)."""
     return (
         {f.param: _group_key(f) for f in reg.filters},
         {f.param: _family(f, reg).param for f in reg.filters},
+        frozenset(
+            f.param
+            for f in reg.filters
+            if (f.negated and f.value in ("id", "string", "days")) or (f.value == "money" and f.op)
+        ),
     )
 
 
@@ -148,8 +162,23 @@ def _family(entry: Filter, reg: Registry) -> Filter:
     return reg.by_param[entry.merge_into] if entry.merge_into else entry
 
 
-def _contradicts(sends: list[Send], family_of: dict[str, str]) -> bool:
+def _contradicts(sends: list[Send], family_of: dict[str, str], can_contradict: frozenset[str]) -> bool:
     """True when no customer can match all sends (e.g. `has_tag(5) and not has_tag(5)`)."""
+    # Every contradiction below needs a negated id, text or days condition, or two amounts: of the
+    # rest, only the sends of those negations' families can take part.
+    triggers = [send for send in sends if send.entry.param in can_contradict]
+    if not triggers:
+        return False
+    families = {family_of[send.entry.param] for send in triggers if send.entry.negated}
+    if not families and len(triggers) < 2:
+        return False  # one amount alone
+    relevant = [send for send in sends if family_of[send.entry.param] in families]
+    relevant += [send for send in triggers if send.entry.value == "money"]
+    return _contradiction_in(relevant, family_of)
+
+
+def _contradiction_in(sends: list[Send], family_of: dict[str, str]) -> bool:
+    """``_contradicts``, reading every send."""
     positive: dict[str, set[str]] = {}
     negative: dict[str, set[str]] = {}
     days_within: dict[str, int] = {}

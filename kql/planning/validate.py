@@ -7,8 +7,8 @@ one request can express the whole thing is the compiler's (or planner's) call.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
-from typing import TypeAlias
+from collections.abc import Callable, Collection, Iterable
+from typing import Any, TypeAlias, cast
 
 import attrs
 
@@ -127,6 +127,8 @@ class _Tables:
     many: frozenset[str]
     # Names with a deprecated form: only these need looking at for warnings.
     deprecated: frozenset[str]
+    # The registry's typed-id prefix -> id kind (read from here: the registry's own is a cached property).
+    kinds_by_prefix: dict[str, str]
 
 
 def _tables(reg: Registry) -> _Tables:
@@ -139,6 +141,7 @@ def _tables(reg: Registry) -> _Tables:
         {key: tuple(entries) for key, entries in comparisons.items()},
         frozenset(f.name for f in reg.filters if f.form == "predicate" and (f.arity == "many" or f.name == "sent")),
         frozenset(f.name for f in reg.filters if f.deprecated),
+        reg.kinds_by_prefix,
     )
 
 
@@ -156,21 +159,26 @@ class _Checker:
     # ---- expressions ------------------------------------------------------------------
 
     def expr(self, node: ast.Expr) -> Typed:
-        # Depth is bounded by the parser's MAX_DEPTH, so recursion here is safe. The usual nodes first.
-        if isinstance(node, ast.And):
-            return TAnd(tuple([self.expr(i) for i in node.items]), node)
-        if isinstance(node, ast.Call):
-            return self.call(node)
-        if isinstance(node, ast.Comparison):
-            return self.comparison(node)
-        if isinstance(node, ast.Not):
-            return TNot(self.expr(node.item), node)
-        if isinstance(node, ast.Flag):
-            return self.flag(node)
-        if isinstance(node, ast.Text):
-            return self.text(node.value, node)
-        if isinstance(node, ast.Or):
-            return TOr(tuple([self.expr(i) for i in node.items]), node)
+        # Depth is bounded by the parser's MAX_DEPTH, so recursion here is safe. One look-up by the
+        # node's class, not a chain of isinstance() (the AST's classes have no subclasses).
+        check = _EXPR.get(type(node))
+        if check is not None:
+            return check(self, node)
+        return self.segment(cast(ast.SegmentRef, node))  # the one kind left
+
+    def all_of(self, node: ast.And) -> TAnd:
+        return TAnd(tuple([self.expr(i) for i in node.items]), node)
+
+    def any_of(self, node: ast.Or) -> TOr:
+        return TOr(tuple([self.expr(i) for i in node.items]), node)
+
+    def negation(self, node: ast.Not) -> TNot:
+        return TNot(self.expr(node.item), node)
+
+    def bare_text(self, node: ast.Text) -> Cond:
+        return self.text(node.value, node)
+
+    def segment(self, node: ast.SegmentRef) -> Cond:
         if self.segments is None:
             # The library's advice first (Python callers pass segments themselves); then the command's.
             hint = (
@@ -244,13 +252,15 @@ class _Checker:
                 self.fail("E201", "search() takes one string", node, 'write search("smith")')
                 return Cond(name, "text", None, None, (), node)
             return self.text(node.args[0], node)
-        entries = self.entries(name, "predicate")
+        entries = self.reg.by_name_form.get((name, "predicate"))
         if not entries:
             self.misused_name(name, node, node.name, "call")
             return Cond(name, "predicate", None, None, (), node)
         if name in self.tables.deprecated:
             self.deprecated(entries, node)
         args = node.args
+        if len(args) == 1:  # the usual call: one argument, which every predicate takes
+            return Cond(name, "predicate", None, None, (self.value(entries[0], args[0]),), node)
         many = name in self.tables.many
         if not args or (len(args) > 1 and not many):
             wanted = "one or more arguments" if many else "exactly one argument"
@@ -404,18 +414,15 @@ class _Checker:
 
     def id(self, entry: Filter, value: ast.Value) -> str:
         kind = entry.id_kind or ""
-        prefix = self.reg.id_prefixes.get(kind, kind)
-        if isinstance(value, ast.Int):
-            number = value.value
-        elif isinstance(value, ast.TypedId):
-            actual = self.reg.kinds_by_prefix.get(value.prefix)
+        if isinstance(value, ast.TypedId):
+            actual = self.tables.kinds_by_prefix.get(value.prefix)
             if actual is None:
                 hint = did_you_mean(value.prefix, self.reg.kinds_by_prefix)
                 self.fail(
                     "E107",
                     f"unknown id kind '{value.prefix}_'",
                     value,
-                    hint or f"'{entry.name}' takes {_a(kind)} id such as {prefix}_{value.number}",
+                    hint or f"'{entry.name}' takes {_a(kind)} id such as {self.prefix(kind)}_{value.number}",
                 )
                 return ""
             if actual != kind:
@@ -423,23 +430,29 @@ class _Checker:
                     "E202",
                     f"'{entry.name}' takes {_a(kind)} id, not {_a(actual)} id",
                     value,
-                    f"expected {prefix}_{value.number} or a bare number",
+                    f"expected {self.prefix(kind)}_{value.number} or a bare number",
                 )
                 return ""
             number = value.number
+        elif isinstance(value, ast.Int):
+            number = value.value
         else:
             from kql.planning.names import CATALOGUES  # here only: names is not needed before an error
 
             named = isinstance(value, ast.Str) and kind in CATALOGUES
-            hint = f"e.g. {prefix}_5"
+            hint = f"e.g. {self.prefix(kind)}_5"
             if named:
                 hint += f"; {_a(kind)} name is resolved to its id by kql run (and kql explain --analyze)"
             self.fail("E206", f"'{entry.name}' takes {_a(kind)} id, not {_shown(value)}", value, hint)
             return ""
         if number <= 0:
-            self.fail("E205", f"ids are positive; got {number}", value, f"e.g. {prefix}_5")
+            self.fail("E205", f"ids are positive; got {number}", value, f"e.g. {self.prefix(kind)}_5")
             return ""
         return str(number)
+
+    def prefix(self, kind: str) -> str:
+        """The typed-id prefix of an id kind (``bc`` for broadcasts), for messages."""
+        return self.reg.id_prefixes.get(kind, kind)
 
     def days(self, value: ast.Value) -> str:
         if isinstance(value, ast.Int):
@@ -511,6 +524,18 @@ class _Checker:
         if number.value <= 0:
             self.fail("E208", f"{what} must be at least 1; got {number.value}", number, f"e.g. {_EXAMPLES[what]}")
         return number.value
+
+
+# The checker of each kind of expression but a segment reference (see _Checker.expr).
+_EXPR: dict[type, Callable[[_Checker, Any], Typed]] = {
+    ast.And: _Checker.all_of,
+    ast.Call: _Checker.call,
+    ast.Comparison: _Checker.comparison,
+    ast.Not: _Checker.negation,
+    ast.Flag: _Checker.flag,
+    ast.Text: _Checker.bare_text,
+    ast.Or: _Checker.any_of,
+}
 
 
 def _check_depth(query: ast.Query, source: str | None) -> None:
