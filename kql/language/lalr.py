@@ -139,11 +139,11 @@ def _grow_repetition(origin: str, expansion: tuple[str, ...], keep: Keep) -> Cal
     repetition (the old tree is the same list and name, and nothing else holds it). None for any
     other rule."""
     included, nones_after = keep
-    if not expansion or expansion[0] != origin or nones_after or included[0] != (0, True, 0):
+    if not expansion or expansion[0] != origin or nones_after or not included or included[0] != (0, True, 0):
         return None
-    rest = [i for i, to_expand, nones in included[1:]]
     if any(to_expand or nones for _, to_expand, nones in included[1:]):
         return None
+    rest = [i for i, _, _ in included[1:]]
     if rest == list(range(1, len(expansion))):  # `and_expr`'s: the operator and operand, both kept
 
         def grow_all(children: list[Any]) -> Any:
